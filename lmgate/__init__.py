@@ -1,0 +1,1 @@
+"""lmgate: an LLM gateway."""

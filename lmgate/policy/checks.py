@@ -1,0 +1,33 @@
+"""Checks before any upstream call: modality, context window, deprecation."""
+
+from __future__ import annotations
+
+from lmgate.catalog.catalog import ModelInfo
+from lmgate.catalog.tokens import estimate_chat_tokens
+from lmgate.errors import ContextLengthExceeded, UnsupportedModality
+from lmgate.types import ChatRequest, MediaPart, RequestContext
+
+
+def check_chat(ctx: RequestContext, info: ModelInfo, req: ChatRequest) -> int:
+    """Refuse what the model cannot take; return the prompt's token estimate."""
+    kinds: set[str] = set()
+    for m in req.messages:
+        for p in m.content:
+            if isinstance(p, MediaPart):
+                kinds.add(p.kind)
+    for kind in sorted(kinds):
+        if kind not in info.modalities:
+            raise UnsupportedModality(
+                f"the model '{req.model}' does not accept {kind} input (it takes: {', '.join(sorted(info.modalities))})",
+                param="messages",
+            )
+    estimate = estimate_chat_tokens(req)
+    window = info.context_window
+    if window and estimate > window:
+        raise ContextLengthExceeded(
+            f"the prompt is about {estimate} tokens, more than the {window}-token context window of '{req.model}'",
+            param="messages",
+        )
+    if info.status == "deprecated":
+        ctx.warnings.append(f"the model '{req.model}' is deprecated")
+    return estimate

@@ -1,0 +1,167 @@
+"""The one pooled HTTP path every provider uses.
+
+One aiohttp session per provider (keep-alive, bounded connections), created inside the running
+event loop on first use; upstream failures become lmgate errors here, once, for every provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+import aiohttp
+import orjson
+
+from lmgate.errors import (
+    ContentFiltered,
+    ContextLengthExceeded,
+    GatewayError,
+    UpstreamAuthError,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamOverloaded,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    client_error_from_upstream,
+)
+
+
+@dataclass(slots=True)
+class UpstreamFailure:
+    """What a provider learned from an upstream error body, before mapping to an lmgate error."""
+
+    status: int
+    message: str
+    code: str | None = None  # e.g. context_length_exceeded, content_filter
+    retry_after: float | None = None
+
+
+class HttpPool:
+    """Sessions keyed by provider name, closed together at shutdown."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session(self, name: str, max_connections: int = 256) -> aiohttp.ClientSession:
+        s = self._sessions.get(name)
+        if s is None or s.closed:
+            connector = aiohttp.TCPConnector(
+                limit=max_connections, limit_per_host=max_connections, keepalive_timeout=60, ttl_dns_cache=300
+            )
+            s = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+            self._sessions[name] = s
+        return s
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for s in sessions:
+            await s.close()
+
+
+def timeout_for(total: float, connect: float, idle: float | None = None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None if idle else total, connect=connect, sock_connect=connect, sock_read=idle or total)
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    data: bytes | aiohttp.FormData | None,
+    headers: dict[str, str],
+    timeout: aiohttp.ClientTimeout,
+    parse_error: Callable[[int, bytes, Any], UpstreamFailure],
+    redact: Callable[[str], str],
+    provider: str,
+) -> aiohttp.ClientResponse:
+    """Send one request; return the response on 2xx, else raise the mapped lmgate error."""
+    try:
+        resp = await session.request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+    except asyncio.TimeoutError:
+        raise UpstreamTimeout(f"provider {provider} did not answer in time") from None
+    except aiohttp.ClientConnectorError:
+        raise UpstreamUnavailable(f"provider {provider} could not be reached") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"provider {provider} failed: {type(exc).__name__}") from None
+    if resp.status < 300:
+        return resp
+    try:
+        body = await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        body = b""
+    finally:
+        resp.release()
+    failure = parse_error(resp.status, body, resp.headers)
+    if failure.retry_after is None:
+        failure.retry_after = retry_after_of(resp.headers)
+    raise map_failure(failure, provider, redact)
+
+
+async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:
+    try:
+        body = await resp.read()
+    except asyncio.TimeoutError:
+        raise UpstreamTimeout(f"provider {provider} did not finish its answer in time") from None
+    except aiohttp.ClientError:
+        raise UpstreamError(f"provider {provider} broke off its answer") from None
+    finally:
+        resp.release()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse(f"provider {provider} answered with something that is not JSON") from None
+
+
+async def iter_body(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+    """The response body as it arrives; a cut or a silence becomes an lmgate error."""
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except asyncio.TimeoutError:
+        raise UpstreamTimeout(f"provider {provider} went silent mid-stream") from None
+    except aiohttp.ClientError:
+        raise UpstreamError(f"provider {provider} broke off the stream") from None
+    finally:
+        resp.release()
+
+
+def retry_after_of(headers: Any) -> float | None:
+    for name in ("retry-after-ms", "Retry-After", "x-ratelimit-reset-requests"):
+        value = headers.get(name) if headers is not None else None
+        if value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            return seconds / 1000 if name == "retry-after-ms" else seconds
+    return None
+
+
+def map_failure(f: UpstreamFailure, provider: str, redact: Callable[[str], str]) -> GatewayError:
+    """An upstream's refusal as lmgate's own error; its text is redacted, never relayed raw."""
+    msg = redact(f.message) if f.message else ""
+    detail = f": {msg}" if msg else ""
+    if f.code == "context_length_exceeded":
+        return ContextLengthExceeded(f"the prompt is too long for the model{detail}")
+    if f.code == "content_filter":
+        return ContentFiltered(f"the upstream's content filter refused the prompt{detail}")
+    if f.status == 429:
+        return UpstreamRateLimited(f"provider {provider} is rate limiting lmgate", retry_after=f.retry_after)
+    if f.status in (401, 403):
+        return UpstreamAuthError(f"provider {provider} refused lmgate's credentials")
+    if f.status in (408, 504):
+        return UpstreamTimeout(f"provider {provider} timed out")
+    if f.status in (503, 529):
+        return UpstreamOverloaded(f"provider {provider} is overloaded", retry_after=f.retry_after)
+    if f.status >= 500:
+        return UpstreamError(f"provider {provider} failed with status {f.status}")
+    if f.status == 404:
+        return UpstreamError(f"provider {provider} does not know this model or route{detail}", status=502, code="upstream_not_found")
+    return client_error_from_upstream(f.status, f"the upstream refused the request{detail}", f.code)

@@ -1,0 +1,236 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, the service of 000): Bearer auth, `/chat/completions`.
+
+The Azure provider reuses this class and changes only paths and auth.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, AsyncIterator
+
+import aiohttp
+import orjson
+
+from lmgate.errors import UpstreamBadResponse, UpstreamError
+from lmgate.providers import http
+from lmgate.providers.base import Call, Provider
+from lmgate.providers.http import UpstreamFailure
+from lmgate.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
+    RawChunk,
+    StreamEvent,
+    StreamStart,
+    StreamUsage,
+    TranscriptionRequest,
+    TranscriptionResponse,
+)
+from lmgate.wire import openai as codec
+from lmgate.wire.sse import decode_sse
+
+_USAGE_MARK = b'"usage":{'
+_USAGE_MARK_SPACED = b'"usage": {'
+
+
+class OpenAIProvider(Provider):
+    type = "openai"
+    default_base_url = "https://api.openai.com/v1"
+
+    # -- what differs between OpenAI and Azure --------------------------------------------
+
+    def url(self, call: Call, endpoint: str) -> str:
+        return f"{(self.config.base_url or self.default_base_url).rstrip('/')}/{endpoint}"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+
+    def body_model(self, call: Call) -> str | None:
+        """The `model` field sent upstream (Azure names the deployment in the path instead)."""
+        return call.model
+
+    # -- chat -------------------------------------------------------------------------------
+
+    def chat_body(self, req: ChatRequest, call: Call) -> bytes:
+        """Same-format fast path: forward the client's body with the fewest edits; else render."""
+        model = self.body_model(call)
+        if req.raw is not None and req.raw_format == codec.FORMAT and not (call.merge_roles and codec.needs_merge(req.messages)):
+            raw = req.raw
+            stream_ok = not req.stream or (raw.get("stream_options") or {}).get("include_usage") is True
+            if req.raw_bytes is not None and raw.get("model") == model and stream_ok:
+                return req.raw_bytes
+            body = dict(raw)
+            if model is None:
+                body.pop("model", None)
+            else:
+                body["model"] = model
+            if req.stream:
+                body["stream_options"] = {**(raw.get("stream_options") or {}), "include_usage": True}
+            return orjson.dumps(body)
+        if call.merge_roles:
+            req = _with_messages(req, codec.merge_consecutive_roles(req.messages))
+        body = codec.render_chat_request(req, model or "")
+        if model is None:
+            body.pop("model", None)
+        return orjson.dumps(body)
+
+    def headers(self) -> dict[str, str]:
+        h = {"Content-Type": "application/json", **self.auth_headers()}
+        h.update(self.config.headers)
+        return h
+
+    async def _post(self, call: Call, endpoint: str, data: Any, *, stream: bool = False, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        session = self.http.session(self.name, self.config.max_connections)
+        timeout = http.timeout_for(call.timeout, call.connect_timeout, call.idle_timeout if stream else None)
+        return await http.send(
+            session,
+            "POST",
+            self.url(call, endpoint),
+            data=data,
+            headers=headers or self.headers(),
+            timeout=timeout,
+            parse_error=parse_error,
+            redact=self.redact,
+            provider=self.name,
+        )
+
+    async def chat(self, req: ChatRequest, call: Call) -> ChatResponse:
+        resp = await self._post(call, "chat/completions", self.chat_body(req, call))
+        body = await http.read_json(resp, self.name)
+        if not isinstance(body, dict) or "choices" not in body:
+            raise UpstreamBadResponse(f"provider {self.name} answered without choices")
+        return codec.parse_chat_response(body)
+
+    async def stream(self, req: ChatRequest, call: Call) -> AsyncIterator[StreamEvent]:
+        resp = await self._post(call, "chat/completions", self.chat_body(req, call), stream=True)
+        started = False
+        done = False
+        async for ev in decode_sse(http.iter_body(resp, self.name)):
+            data = ev.data
+            if data == b"[DONE]":
+                done = True
+                break
+            if not data:
+                continue
+            if not started or _USAGE_MARK in data or _USAGE_MARK_SPACED in data or b'"error"' in data:
+                chunk = _loads(data, self.name)
+                if "error" in chunk and "choices" not in chunk:
+                    err = chunk.get("error") or {}
+                    raise UpstreamError(f"provider {self.name} failed mid-stream: {self.redact(str(err.get('message', '')))}")
+                if not started:
+                    started = True
+                    yield StreamStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), int(chunk.get("created") or time.time()))
+                usage = chunk.get("usage")
+                if usage:
+                    # The usage chunk is rendered by the surface (with the cost); forward the rest.
+                    if chunk.get("choices"):
+                        chunk = dict(chunk)
+                        chunk.pop("usage")
+                        yield RawChunk(codec.FORMAT, orjson.dumps(chunk))
+                    yield StreamUsage(codec.parse_usage(usage))
+                    continue
+                yield RawChunk(codec.FORMAT, data, codec.chunk_events(chunk))
+                continue
+            yield RawChunk(codec.FORMAT, data)
+        if not done:
+            raise UpstreamError(f"provider {self.name} ended the stream early")
+
+    # -- embeddings, images, audio ---------------------------------------------------------
+
+    async def embed(self, req: EmbeddingRequest, call: Call) -> EmbeddingResponse:
+        model = self.body_model(call)
+        if req.raw is not None and req.raw_format == codec.FORMAT and "encodingFormat" not in req.raw and "input_type" not in req.raw:
+            body = dict(req.raw)
+            if model is None:
+                body.pop("model", None)
+            else:
+                body["model"] = model
+        else:
+            body = codec.render_embedding_request(req, model or "")
+            if model is None:
+                body.pop("model", None)
+        resp = await self._post(call, "embeddings", orjson.dumps(body))
+        return codec.parse_embedding_response(await http.read_json(resp, self.name))
+
+    async def images(self, req: ImageRequest, call: Call) -> ImageResponse:
+        body: dict[str, Any] = {**req.extra, "prompt": req.prompt, "n": req.n}
+        model = self.body_model(call)
+        if model is not None:
+            body["model"] = model
+        for key in ("size", "quality", "style", "response_format", "user"):
+            value = getattr(req, key)
+            if value is not None:
+                body[key] = value
+        resp = await self._post(call, "images/generations", orjson.dumps(body))
+        answer = await http.read_json(resp, self.name)
+        return ImageResponse(created=int(answer.get("created") or time.time()), images=list(answer.get("data") or []))
+
+    async def transcribe(self, req: TranscriptionRequest, call: Call) -> TranscriptionResponse:
+        form = aiohttp.FormData()
+        form.add_field("file", req.file, filename=req.filename, content_type=req.content_type or "application/octet-stream")
+        model = self.body_model(call)
+        if model is not None:
+            form.add_field("model", model)
+        form.add_field("response_format", req.response_format)
+        for key in ("language", "prompt", "temperature"):
+            value = getattr(req, key)
+            if value is not None:
+                form.add_field(key, str(value))
+        for key, value in req.extra.items():
+            form.add_field(key, str(value))
+        headers = {**self.auth_headers(), **self.config.headers}
+        resp = await self._post(call, "audio/transcriptions", form, headers=headers)
+        ctype = resp.headers.get("Content-Type", "application/json").split(";")[0]
+        try:
+            body = await resp.read()
+        finally:
+            resp.release()
+        text, duration = body.decode("utf-8", "replace"), None
+        if ctype == "application/json":
+            parsed = orjson.loads(body)
+            text, duration = parsed.get("text", ""), parsed.get("duration")
+        return TranscriptionResponse(text=text, body=body, content_type=ctype, duration_s=duration)
+
+
+def parse_error(status: int, body: bytes, headers: Any) -> UpstreamFailure:
+    """OpenAI's `{"error": {"message", "type", "code"}}` (vLLM sends the same or a bare message)."""
+    message, code = "", None
+    try:
+        parsed = orjson.loads(body) if body else {}
+        err = parsed.get("error", parsed) if isinstance(parsed, dict) else {}
+        if isinstance(err, str):
+            message = err
+        elif isinstance(err, dict):
+            message = str(err.get("message") or parsed.get("message") or "")
+            code = err.get("code") or err.get("type")
+            inner = err.get("innererror") or {}
+            if isinstance(inner, dict) and inner.get("code") == "ResponsibleAIPolicyViolation":
+                code = "content_filter"
+    except (orjson.JSONDecodeError, AttributeError):
+        message = body[:200].decode("utf-8", "replace")
+    if code not in ("context_length_exceeded", "content_filter"):
+        lowered = message.lower()
+        if "maximum context length" in lowered or "context length" in lowered and "exceed" in lowered:
+            code = "context_length_exceeded"
+        elif code not in (None,) and "content_filter" in str(code):
+            code = "content_filter"
+    return UpstreamFailure(status, message, code if isinstance(code, str) else None)
+
+
+def _loads(data: bytes, provider: str) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse(f"provider {provider} sent a stream chunk that is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamBadResponse(f"provider {provider} sent a stream chunk that is not an object")
+    return chunk
+
+
+def _with_messages(req: ChatRequest, messages: list) -> ChatRequest:
+    from dataclasses import replace
+
+    return replace(req, messages=messages, raw=None, raw_bytes=None)
