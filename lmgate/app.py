@@ -55,7 +55,7 @@ class Gateway:
         self.router = Router(config.router, build_routes(config, self.providers, lambda m: model_info(self.catalog, m)))
         self.keys = KeyIndex(records_from_config(config.keys))
         self.ledger: LedgerSink = ledger if ledger is not None else MemoryLedger()
-        self.steps: list[Step] = list(steps or [])
+        self.steps: list[Step] = list(steps) if steps is not None else build_steps(self)
         self.pipeline = Pipeline(self.router, self.steps, self.ledger)
         self.services = Services(self.pipeline, self.keys, self.router, config.server)
         self.lifecycle = Lifecycle(stops=[self.http.close, *(p.close for p in self.providers.values())])
@@ -170,6 +170,16 @@ class Gateway:
 
 
 # ---------------------------------------------------------------- assembly
+
+
+def build_steps(gw: Gateway) -> list[Step]:
+    """The policy steps, in the order they run before the call (after it, in reverse).
+
+    Limits first (refuse before doing any work), then input guardrails (so the cache key is taken
+    on what would really be sent), then the cache. One line per step.
+    """
+    steps: list[Step] = []
+    return steps
 
 
 def build_catalog(config: Config) -> Catalog:
