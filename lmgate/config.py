@@ -200,9 +200,19 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
 
 
 def parse_config(text: str, source: str = "<config>", env: dict[str, str] | None = None) -> Config:
+    # ${VAR} references are held out of the YAML text while it is parsed: the contract writes
+    # them unquoted inside flow mappings (`{api_key: ${KEY}}`), where YAML would read the `}` of
+    # the reference as the end of the mapping. Values then never meet YAML syntax either.
+    refs: list[str] = []
+
+    def hold(m: re.Match[str]) -> str:
+        refs.append(m.group(0))
+        return f"__lmgate_env_{len(refs) - 1}__"
+
+    held = _ENV_REF.sub(hold, text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(held, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(held)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if data is None:
@@ -210,7 +220,7 @@ def parse_config(text: str, source: str = "<config>", env: dict[str, str] | None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
     try:
-        return Config.model_validate(expand_env(data, env))
+        return Config.model_validate(expand_env(_restore(data, refs), env))
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -223,6 +233,20 @@ def parse_config(text: str, source: str = "<config>", env: dict[str, str] | None
                 msg = "unknown key"
             lines.append(f"  {where or '<top>'}{at}: {msg}")
         raise ConfigError(f"{source}: invalid config:\n" + "\n".join(lines)) from None
+
+
+_HELD = re.compile(r"__lmgate_env_(\d+)__")
+
+
+def _restore(value: Any, refs: list[str]) -> Any:
+    """Put the held ${VAR} references back into the parsed tree's strings."""
+    if isinstance(value, str):
+        return _HELD.sub(lambda m: refs[int(m.group(1))], value) if "__lmgate_env_" in value else value
+    if isinstance(value, dict):
+        return {_restore(k, refs): _restore(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v, refs) for v in value]
+    return value
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

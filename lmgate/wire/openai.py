@@ -273,7 +273,7 @@ def render_message(m: Message) -> dict[str, Any]:
         out["tool_call_id"] = m.tool_call_id
         out["content"] = m.text()
         return out
-    if all(isinstance(p, TextPart) for p in m.content):
+    if len(m.content) <= 1 and all(isinstance(p, TextPart) for p in m.content):
         text = m.text()
         out["content"] = text if (text or not m.tool_calls) else None
     else:
