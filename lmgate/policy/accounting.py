@@ -7,7 +7,7 @@ import time
 from typing import Protocol
 
 from lmgate.catalog.catalog import ModelInfo, cost_usd
-from lmgate.catalog.tokens import count_chars, estimate_chat_tokens, estimate_tokens
+from lmgate.catalog.tokens import billable_chars, count_chars, estimate_chat_tokens, estimate_tokens
 from lmgate.types import ChatRequest, ChatResponse, RequestContext, Usage, UsageRecord
 
 
@@ -36,7 +36,7 @@ def complete_usage(usage: Usage, req: ChatRequest, output_text: str | None, info
         if not usage.input_chars:
             usage.input_chars = count_chars(req)
         if not usage.output_chars and output_text is not None:
-            usage.output_chars = len(output_text)
+            usage.output_chars = billable_chars(output_text)
     return usage
 
 

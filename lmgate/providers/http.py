@@ -7,6 +7,7 @@ event loop on first use; upstream failures become lmgate errors here, once, for 
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
@@ -52,6 +53,7 @@ class HttpPool:
             )
             s = aiohttp.ClientSession(
                 connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies must never leak between callers
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
@@ -65,7 +67,9 @@ class HttpPool:
             await s.close()
 
 
+@functools.lru_cache(maxsize=256)
 def timeout_for(total: float, connect: float, idle: float | None = None) -> aiohttp.ClientTimeout:
+    """Whole calls: `total`; streams: `idle` between chunks (the first-byte wait is bounded by the pipeline)."""
     return aiohttp.ClientTimeout(total=None if idle else total, connect=connect, sock_connect=connect, sock_read=idle or total)
 
 

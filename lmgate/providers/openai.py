@@ -40,6 +40,10 @@ class OpenAIProvider(Provider):
     type = "openai"
     default_base_url = "https://api.openai.com/v1"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._json_headers = {"Content-Type": "application/json", **self.auth_headers(), **self.config.headers}
+
     # -- what differs between OpenAI and Azure --------------------------------------------
 
     def url(self, call: Call, endpoint: str) -> str:
@@ -78,9 +82,8 @@ class OpenAIProvider(Provider):
         return orjson.dumps(body)
 
     def headers(self) -> dict[str, str]:
-        h = {"Content-Type": "application/json", **self.auth_headers()}
-        h.update(self.config.headers)
-        return h
+        """The JSON request headers, built once per provider (aiohttp copies them per request)."""
+        return self._json_headers
 
     async def _post(self, call: Call, endpoint: str, data: Any, *, stream: bool = False, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
         session = self.http.session(self.name, self.config.max_connections)
