@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -44,8 +45,8 @@ class Session:
     server: Server | None
     rows: list[Row]
     helpers: list[Server] = field(default_factory=list)  # started before, not measured (simulator)
-    version: str = ""
     not_run: str = ""  # why this session is skipped, if it is
+    ledger_db: Path | None = None  # lmgate's SQLite file, to count the usage records it wrote
 
 
 def free_port() -> int:
@@ -150,6 +151,17 @@ def lmgate_config(work: Path, upstream: str, simulator: str | None, name: str) -
     return path
 
 
+def ledger_rows(db: Path) -> str:
+    """How many usage records lmgate wrote to its SQLite ledger (checks accounting was on)."""
+    if not db.exists():
+        return "no database file was written"
+    try:
+        with sqlite3.connect(db) as conn:
+            return f"{conn.execute('SELECT count(*) FROM usage_ledger').fetchone()[0]:,} usage records in the ledger"
+    except sqlite3.Error as err:
+        return f"ledger not readable: {err}"
+
+
 def simulator_server(work: Path) -> Server:
     """`lmgate simulate`: the Anthropic-protocol upstream of the translating path."""
     port = free_port()
@@ -212,7 +224,7 @@ def lmgate_session(
                     note=f"key with {step}",
                 )
             )
-    session = Session(name, f"http://127.0.0.1:{port}", server, rows, not_run=why)
+    session = Session(name, f"http://127.0.0.1:{port}", server, rows, not_run=why, ledger_db=work / f"{name}.db")
     if simulator is not None and with_extras:
         session.helpers.append(simulator)
     return session

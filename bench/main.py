@@ -24,6 +24,7 @@ from contestants import (
     litellm_session,
     lmgate_cli_has,
     lmgate_has_provider,
+    ledger_rows,
     lmgate_session,
     simulator_server,
 )
@@ -53,6 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="seconds of unrecorded load per contestant (default 2, quick 0)")
     p.add_argument("--connections", type=int, default=32, help="connections of the loaded runs (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    p.add_argument("--repeat", type=int, default=1, help="do each run N times and keep the fastest valid one (default 1)")
     p.add_argument("--only", default="", help=f"comma-separated sessions among {','.join(SESSIONS)}")
     p.add_argument("--skip", default="", help="comma-separated sessions to leave out")
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
@@ -138,6 +140,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
     upstream = upstream_server.ready_url.rstrip("/")
     simulator, sim_why = None, ""
     results: list[RunResult] = []
+    notes: list[str] = []
     try:
         if "lmgate" in names and not (args.quick or args.no_extras):
             sim_why = lmgate_has_provider("anthropic")
@@ -148,9 +151,14 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
             for row in session.rows:
                 if row.name == "lmgate-translate" and simulator is None:
                     row.not_run = sim_why
-            results += measure_session(
-                session, scs, args.duration, args.warmup, args.threads, log, [upstream_server.pid]
+            measured = measure_session(
+                session, scs, args.duration, args.warmup, args.threads, log, [upstream_server.pid], args.repeat
             )
+            results += measured
+            if session.ledger_db is not None and not session.not_run:
+                sent = sum(r.requests for r in measured)
+                notes.append(f"{session.name}: {ledger_rows(session.ledger_db)} after {sent:,} measured requests (and warm-up)")
+                log(f"[{session.name}] {notes[-1]}")
     finally:
         if simulator is not None:
             simulator.stop()
@@ -159,12 +167,15 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
     facts["load average at end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     settings = {
         "command": "bench/run " + " ".join(sys.argv[1:]),
-        "runs": ", ".join(sc.name for sc in scs) + f"; {args.duration} s each, {args.warmup} s warm-up per contestant",
+        "runs": ", ".join(sc.name for sc in scs)
+        + f"; {args.duration} s each"
+        + (f", best of {args.repeat}" if args.repeat > 1 else "")
+        + f", {args.warmup} s warm-up per contestant",
         "load": f"wrk, {args.threads} thread(s), Lua scripts in bench/wrk/",
         "upstream": "nginx, one process, fixed answers (bench/upstream.py)",
         "whole run took": f"{elapsed:.0f} s",
     }
-    text = render_results(results, args.connections, facts, versions(nginx), settings)
+    text = render_results(results, args.connections, facts, versions(nginx), settings, notes)
     results_path = args.results or (work / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(text)

@@ -271,6 +271,7 @@ def render_results(
     facts: dict[str, str],
     versions: dict[str, str],
     settings: dict[str, str],
+    notes: list[str] | None = None,
 ) -> str:
     """The whole of RESULTS.md."""
     summaries = summarize(results, conns)
@@ -310,6 +311,8 @@ def render_results(
     policy = policy_table(results, conns)
     if policy:
         parts += ["## Cost of each policy step", "", policy, ""]
+    if notes:
+        parts += ["## Checks", "", *[f"- {n}" for n in notes], ""]
     parts += ["## Every run", "", run_table(results, conns), ""]
     statuses = [s for s in summaries.values() if s.status != "ok"]
     if statuses:
