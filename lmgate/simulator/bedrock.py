@@ -27,7 +27,9 @@ _ERROR_TYPES = {400: "ValidationException", 403: "AccessDeniedException",
                 404: "ResourceNotFoundException", 408: "ModelTimeoutException",
                 424: "ModelErrorException", 429: "ThrottlingException",
                 500: "InternalServerException", 503: "ServiceUnavailableException"}
-_MESSAGES = {
+_MESSAGES: dict[int | str, str] = {
+    "ModelNotReadyException": "Model is not ready to serve inference requests.",
+    "ModelErrorException": "The model encountered an error while processing the request.",
     403: "You don't have access to the model with the specified model ID.",
     404: "Could not resolve the foundation model from the provided model identifier.",
     408: "Model has timed out in processing the request. Try your request again.",
@@ -41,7 +43,7 @@ def _bad(message: str) -> SimError:
 
 def bedrock_error(err: SimError) -> web.Response:
     etype = err.etype or _ERROR_TYPES.get(err.status, "InternalServerException")
-    message = err.message or _MESSAGES.get(err.status, f"Error {err.status}")
+    message = err.message or _MESSAGES.get(etype) or _MESSAGES.get(err.status, f"Error {err.status}")
     headers = {"x-amzn-ErrorType": f"{etype}:http://internal.amazon.com/coral/com.amazon.bedrock/",
                "x-amzn-RequestId": new_id("", 32)}
     return json_response({"message": message}, status=err.status, headers=headers)

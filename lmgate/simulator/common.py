@@ -15,6 +15,7 @@ from lmgate.simulator.knobs import Knobs, failure_status, find_directives, parse
 from lmgate.simulator.state import JSON_KEY, LOG_KEY, STATE_KEY, SimState
 
 PREFIX_KEY = "_simknobs"  # match_info name of the `/_sim/{knobs}/` path prefix
+_BATCH = 8  # stream frames per write when no knob asks for frame-by-frame timing
 
 
 class SimError(Exception):
@@ -90,6 +91,12 @@ def log_body(request: web.Request, body: Any) -> None:
         entry["body"] = body
 
 
+def prefix_knobs(request: web.Request) -> Knobs:
+    """Knobs of the `/_sim/{knobs}/` path prefix alone (what a deployment's base_url carries)."""
+    prefix = request.match_info.get(PREFIX_KEY)
+    return parse_prefix(prefix) if prefix else Knobs()
+
+
 def resolve_knobs(request: web.Request, prompt_text: str) -> tuple[Knobs, str, str]:
     """Knobs from the path prefix and the prompt; also returns the fail_first key and clean text.
 
@@ -115,7 +122,7 @@ async def apply_knobs(
     if knobs.delay_ms > 0:
         await asyncio.sleep(knobs.delay_ms / 1000)
     if status is not None:
-        raise SimError(status, retry_after=knobs.retry_after)
+        raise SimError(status, retry_after=knobs.retry_after, etype=knobs.error, code=knobs.error)
     if not stream:
         if knobs.stall_after is not None:
             await state.forever()
@@ -138,11 +145,24 @@ async def stream_frames(
     content_type: str,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Send frames one write each, honouring cut_after, stall_after and chunk_delay_ms."""
+    """Send frames, honouring cut_after, stall_after and chunk_delay_ms.
+
+    With none of those knobs the first frame goes alone and the rest in writes of a few frames
+    each (what a fast upstream looks like on the wire, and much cheaper); with any of them
+    every frame is its own write.
+    """
     resp = web.StreamResponse(status=200, headers=headers)
     resp.content_type = content_type
     await resp.prepare(request)
     delay = knobs.chunk_delay_ms / 1000 if knobs.chunk_delay_ms > 0 else 0.0
+    if not delay and knobs.cut_after is None and knobs.stall_after is None:
+        frames = list(frames)
+        if frames:
+            await resp.write(frames[0])
+        for i in range(1, len(frames), _BATCH):
+            await resp.write(b"".join(frames[i : i + _BATCH]))
+        await resp.write_eof()
+        return resp
     for i, frame in enumerate(frames):
         if knobs.cut_after is not None and i >= knobs.cut_after:
             drop_connection(request)

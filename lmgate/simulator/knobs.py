@@ -29,6 +29,8 @@ KNOB_NAMES = (
     "cache_write",
     "fail_first",
     "id",
+    "error",
+    "flavor",
 )
 _INT_KNOBS = frozenset(
     {"status", "delay_ms", "chunk_delay_ms", "cut_after", "stall_after", "tokens", "cached",
@@ -59,6 +61,8 @@ class Knobs:
     cache_write: int = 0  # cache creation input tokens to report (where the protocol has them)
     fail_first: int | None = None  # fail only the first N requests with this directive/prefix
     id: str | None = None  # free label, makes a directive unique for fail_first state
+    error: str | None = None  # provider error type/code to fail with, e.g. ModelNotReadyException
+    flavor: str | None = None  # "vllm": an OpenAI-compatible vLLM server (prefix knob)
 
     def merged(self, other: "Knobs | None") -> "Knobs":
         """Return self overridden by every field `other` sets."""

@@ -17,10 +17,10 @@ from aiohttp import web
 
 from lmgate.simulator.answer import Plan, Prompt, make_plan
 from lmgate.simulator.common import (
-    SimError, apply_knobs, json_response, new_id, now, read_json, resolve_knobs, sse,
-    stream_frames,
+    SimError, apply_knobs, json_response, new_id, now, prefix_knobs, read_json, resolve_knobs,
+    sse, stream_frames,
 )
-from lmgate.simulator.openai_errors import check_openai_auth, openai_error
+from lmgate.simulator.openai_errors import check_openai_auth, openai_error, vllm_error
 
 CHAT_PARAMS = frozenset(
     """model messages stream stream_options temperature top_p n stop max_tokens
@@ -282,14 +282,27 @@ def _messages(messages: Any, prompt: Prompt) -> None:
     prompt.input_chars += chars
 
 
-def parse_chat(body: Any, model_override: str | None = None) -> ChatRequest:
-    """Check a chat completions body as OpenAI would and extract the prompt."""
+def _check_alternation(messages: list[dict[str, Any]]) -> None:
+    """Gemma's chat template (as vLLM serves it) refuses turns that do not alternate."""
+    roles = [m.get("role") for m in messages]
+    if roles and roles[0] in ("system", "developer"):
+        roles = roles[1:]
+    for i, role in enumerate(roles):
+        if role != ("user" if i % 2 == 0 else "assistant"):
+            raise _bad("Conversation roles must alternate user/assistant/user/assistant/...",
+                       None, None)
+
+
+def parse_chat(body: Any, model_override: str | None = None, *, vllm: bool = False
+               ) -> ChatRequest:
+    """Check a chat completions body as OpenAI would (or vLLM, more leniently) and extract the
+    prompt."""
     if not isinstance(body, dict):
         raise _bad("We could not parse the JSON body of your request. (HINT: This likely means "
                    "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
                    "payload, but what was sent was not valid JSON.)")
     for key in body:
-        if key not in CHAT_PARAMS:
+        if key not in CHAT_PARAMS and not vllm:
             raise _bad(f"Unrecognized request argument supplied: {key}", key, "unknown_parameter")
     model = model_override or body.get("model")
     if not model or not isinstance(model, str):
@@ -310,6 +323,8 @@ def parse_chat(body: Any, model_override: str | None = None) -> ChatRequest:
                    "stream_options", None)
     _tools(body, prompt)
     _messages(body.get("messages"), prompt)
+    if "gemma" in model.lower():
+        _check_alternation(body["messages"])
     prompt.input_chars += len(orjson.dumps(body["tools"])) if body.get("tools") else 0
     prompt.max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     fmt = body.get("response_format")
@@ -414,10 +429,10 @@ def stream_chunks(plan: Plan, req: ChatRequest, model: str, azure: bool) -> list
     return frames
 
 
-async def chat_answer(request: web.Request, body: Any, *, model: str | None, azure: bool
-                      ) -> web.StreamResponse:
+async def chat_answer(request: web.Request, body: Any, *, model: str | None, azure: bool,
+                      vllm: bool = False) -> web.StreamResponse:
     """Shared by OpenAI and Azure once auth passed: validate, apply knobs, answer."""
-    req = parse_chat(body, model)
+    req = parse_chat(body, model, vllm=vllm)
     knobs, key, clean = resolve_knobs(request, req.prompt.last_user_text)
     await apply_knobs(request, knobs, key, stream=req.stream)
     plan = make_plan(req.prompt, knobs, clean)
@@ -430,8 +445,9 @@ async def chat_answer(request: web.Request, body: Any, *, model: str | None, azu
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    """POST /v1/chat/completions"""
+    """POST /v1/chat/completions (a vLLM server's when the prefix says `flavor=vllm`)"""
     model = ""
+    vllm = prefix_knobs(request).flavor == "vllm"
     try:
         check_openai_auth(request)
         try:
@@ -439,6 +455,6 @@ async def chat(request: web.Request) -> web.StreamResponse:
         except ValueError:
             body = None
         model = body.get("model", "") if isinstance(body, dict) else ""
-        return await chat_answer(request, body, model=None, azure=False)
+        return await chat_answer(request, body, model=None, azure=False, vllm=vllm)
     except SimError as err:
-        return openai_error(err, model)
+        return vllm_error(err, model) if vllm else openai_error(err, model)

@@ -78,10 +78,29 @@ def azure_error(err: SimError, model: str = "", api_version: str = "") -> web.Re
     message = err.message or _AZURE_CODES.get(err.status, f"Error {err.status}.").format(
         api_version=api_version or "2024-10-21", retry=retry
     )
-    body = {"error": {"code": str(err.status), "message": message}}
-    if err.status == 500 and not err.message:
+    body = {"error": {"code": err.code or str(err.status), "message": message}}
+    if err.status == 500 and not err.message and not err.code:
         body = {"error": {"code": "InternalServerError", "message": message}}
     return json_response(body, status=err.status, headers=_retry_headers(err, azure=True))
+
+
+_VLLM_TYPES = {400: "BadRequestError", 404: "NotFoundError", 429: "TooManyRequestsError",
+               500: "InternalServerError", 501: "NotImplementedError",
+               503: "ServiceUnavailableError"}
+
+
+def vllm_error(err: SimError, model: str = "") -> web.Response:
+    """vLLM's OpenAI-compatible server: `{"object": "error", "message", "type", "param", "code"}`."""
+    if err.status == 401:
+        return json_response({"error": "Unauthorized"}, status=401)
+    _, _, default = _OPENAI_DEFAULTS.get(err.status, ("", None, f"Error {err.status}."))
+    if err.status == 404 and not err.message:
+        default = "The model `{model}` does not exist."
+    asked = err.etype if err.etype and err.etype == err.code else None  # the `error=` knob
+    body = {"object": "error", "message": err.message or default.format(model=model or "model"),
+            "type": asked or _VLLM_TYPES.get(err.status, "InternalServerError"),
+            "param": err.param, "code": err.status}
+    return json_response(body, status=err.status, headers=_retry_headers(err, azure=False))
 
 
 def check_openai_auth(request: web.Request) -> None:

@@ -104,3 +104,32 @@ def test_request_log_endpoints(simulator: RunningSimulator, nonce: str) -> None:
     assert simulator.last_request("/chat/completions")["body"]["model"] == nonce
     assert requests.delete(simulator.base_url + "/_sim/requests").status_code == 200
     assert simulator.requests() == []
+
+
+def test_error_knob_picks_the_provider_error_type(simulator: RunningSimulator) -> None:
+    client = openai.OpenAI(base_url=simulator.base_url + "/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": "x [[sim: status=429 error=insufficient_quota]]"}])
+    assert info.value.body["code"] == "insufficient_quota"
+    anth = anthropic.Anthropic(base_url=simulator.base_url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.InternalServerError) as err:
+        anth.messages.create(model="c", max_tokens=5, messages=[
+            {"role": "user", "content": "x [[sim: status=500 error=api_error]]"}])
+    assert err.value.body["error"]["type"] == "api_error"
+
+
+def test_vllm_flavor(simulator: RunningSimulator) -> None:
+    client = openai.OpenAI(base_url=simulator.url("flavor=vllm") + "/v1", api_key="k",
+                           max_retries=0)
+    resp = client.chat.completions.create(model="google/gemma-3-12b-it", messages=CHAT,
+                                          extra_body={"top_k": 5, "repetition_penalty": 1.1,
+                                                      "something_else": 1})
+    assert resp.choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="google/gemma-3-12b-it", messages=[
+            {"role": "system", "content": "s"}, {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"}])
+    assert info.value.body == {
+        "object": "error", "message": "Conversation roles must alternate "
+        "user/assistant/user/assistant/...", "type": "BadRequestError", "param": None, "code": 400}
