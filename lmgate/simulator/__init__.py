@@ -31,9 +31,17 @@ Knobs, in the text of the last user message (any protocol) or in a path prefix:
   [[sim: reply=exact text]]           answer exactly this
   [[sim: tokens=N]]                   answer N output tokens long
   [[sim: cached=N cache_write=M]]     report N cached (and M cache-write) input tokens
+  [[sim: error_after=3]]              stream 3 frames, then the provider's in-stream error
+                                      event (Anthropic `event: error`, Bedrock exception
+                                      message, OpenAI/Gemini `data: {"error": ...}`)
+  [[sim: status=429 error=ModelNotReadyException]]  the provider's error type/code to use
+                                      (also the kind of an error_after event)
+  /_sim/flavor=vllm/v1/...            an OpenAI-compatible vLLM server: vLLM's error shape,
+                                      extra sampling parameters accepted
   /_sim/status=500,fail_first=2/...   the same knobs, comma separated, before the real path;
                                       fail_first state is kept per exact prefix.
-A key containing "invalid" is refused as a wrong key. A conversation ending in a tool result
+A key containing "invalid" is refused as a wrong key. Gemma models on the OpenAI routes
+refuse turns that do not alternate, as Gemma's chat template does under vLLM. A conversation ending in a tool result
 is answered with text that quotes the result.
 
 Service routes: GET /_sim/requests (request log, newest last), DELETE /_sim/requests,

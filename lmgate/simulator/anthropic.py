@@ -19,6 +19,7 @@ from lmgate.simulator.common import (
     SimError, apply_knobs, bearer_token, json_response, key_rejected, new_id, read_json,
     resolve_knobs, sse, stream_frames,
 )
+from lmgate.simulator.knobs import Knobs
 
 MESSAGE_PARAMS = frozenset(
     """model messages max_tokens system stop_sequences stream temperature top_p top_k tools
@@ -327,6 +328,13 @@ def stream_events(plan: Plan, model: str, msg_id: str | None = None) -> list[dic
     return events
 
 
+def stream_error(knobs: Knobs) -> bytes:
+    """The `error` event Anthropic sends when a stream fails after it started."""
+    etype = knobs.error or "overloaded_error"
+    message = "Overloaded" if etype == "overloaded_error" else "Internal server error"
+    return sse({"type": "error", "error": {"type": etype, "message": message}}, "error")
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     """POST /v1/messages"""
     model = ""
@@ -346,7 +354,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
             return json_response(render_message(plan, prompt.model), headers=headers)
         frames = [sse(e, e["type"]) for e in stream_events(plan, prompt.model)]
         return await stream_frames(request, frames, knobs, content_type="text/event-stream",
-                                   headers=headers)
+                                   headers=headers, error_frame=stream_error)
     except SimError as err:
         return anthropic_error(err, model)
 

@@ -20,6 +20,7 @@ from lmgate.simulator.common import (
     stream_frames,
 )
 from lmgate.simulator.bedrock_converse import converse_events, parse_converse, render_converse
+from lmgate.simulator.knobs import Knobs
 from lmgate.simulator.sigv4 import AuthFailure, verify
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -59,6 +60,16 @@ async def authenticate(request: web.Request) -> bytes:
     return body
 
 
+def stream_error(knobs: Knobs) -> bytes:
+    """An event-stream `exception` message, as Bedrock reports a failure mid-stream."""
+    kind = knobs.error or "modelStreamErrorException"
+    kind = kind[0].lower() + kind[1:]
+    messages = {"throttlingException": _MESSAGES[429],
+                "serviceUnavailableException": _MESSAGES[503],
+                "internalServerException": _MESSAGES[500]}
+    return eventstream.exception(kind, messages.get(kind, "The model stream failed."))
+
+
 def model_id(request: web.Request) -> str:
     return request.match_info["model_id"]
 
@@ -81,7 +92,7 @@ async def converse(request: web.Request) -> web.StreamResponse:
             return json_response(render_converse(plan), headers=headers)
         frames = [eventstream.event(name, payload) for name, payload in converse_events(plan)]
         return await stream_frames(request, frames, knobs, content_type=EVENTSTREAM,
-                                   headers=headers)
+                                   headers=headers, error_frame=stream_error)
     except SimError as err:
         return bedrock_error(err)
 
@@ -128,7 +139,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         ]
         headers["X-Amzn-Bedrock-Content-Type"] = "application/json"
         return await stream_frames(request, frames, knobs, content_type=EVENTSTREAM,
-                                   headers=headers)
+                                   headers=headers, error_frame=stream_error)
     except SimError as err:
         return bedrock_error(err)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -144,8 +144,9 @@ async def stream_frames(
     *,
     content_type: str,
     headers: dict[str, str] | None = None,
+    error_frame: Callable[[Knobs], bytes] | None = None,
 ) -> web.StreamResponse:
-    """Send frames, honouring cut_after, stall_after and chunk_delay_ms.
+    """Send frames, honouring cut_after, stall_after, error_after and chunk_delay_ms.
 
     With none of those knobs the first frame goes alone and the rest in writes of a few frames
     each (what a fast upstream looks like on the wire, and much cheaper); with any of them
@@ -155,7 +156,8 @@ async def stream_frames(
     resp.content_type = content_type
     await resp.prepare(request)
     delay = knobs.chunk_delay_ms / 1000 if knobs.chunk_delay_ms > 0 else 0.0
-    if not delay and knobs.cut_after is None and knobs.stall_after is None:
+    timed = knobs.cut_after is not None or knobs.stall_after is not None
+    if not delay and not timed and (knobs.error_after is None or error_frame is None):
         frames = list(frames)
         if frames:
             await resp.write(frames[0])
@@ -164,6 +166,9 @@ async def stream_frames(
         await resp.write_eof()
         return resp
     for i, frame in enumerate(frames):
+        if error_frame is not None and knobs.error_after is not None and i >= knobs.error_after:
+            await resp.write(error_frame(knobs))
+            break
         if knobs.cut_after is not None and i >= knobs.cut_after:
             drop_connection(request)
         if knobs.stall_after is not None and i >= knobs.stall_after:

@@ -295,7 +295,13 @@ async def generate(request: web.Request, body: Any, model: str, *, stream: bool,
         return json_response(render_response(plan, model, vertex))
     sse_mode = request.query.get("alt") == "sse"
     frames = stream_body(stream_objects(plan, model, vertex), sse_mode)
-    return await stream_frames(request, frames, knobs,
+    def error_frame(knobs: Knobs) -> bytes:
+        error = {"error": {"code": 500, "message": _MESSAGES[500], "status": knobs.error or "INTERNAL"}}
+        if sse_mode:
+            return b"data: " + orjson.dumps(error) + b"\r\n\r\n"
+        return b"\n,\r\n" + orjson.dumps(error, option=orjson.OPT_INDENT_2) + b"\n]"
+
+    return await stream_frames(request, frames, knobs, error_frame=error_frame,
                                content_type="text/event-stream" if sse_mode else "application/json")
 
 
@@ -328,7 +334,8 @@ def _embed_dims(model: str, requested: Any) -> int:
     return min(requested, full)
 
 
-async def _embed(request: web.Request, body: Any, model: str, batch: bool) -> web.Response:
+async def embed_answer(request: web.Request, body: Any, model: str, batch: bool) -> web.Response:
+    """embedContent and batchEmbedContents (Vertex serves them too)."""
     allowed = {"model", "content", "taskType", "title", "outputDimensionality"}
     if batch:
         body = _fields(body, {"requests"}, None)
@@ -355,6 +362,15 @@ async def _embed(request: web.Request, body: Any, model: str, batch: bool) -> we
     return json_response({"embedding": vectors[0]})
 
 
+def count_tokens_answer(body: Any, model: str) -> web.Response:
+    """countTokens: the prompt's token count, as generateContent would report it."""
+    body = body if isinstance(body, dict) else {}
+    contents = body.get("contents") or (body.get("generateContentRequest") or {}).get("contents")
+    plan = make_plan(parse_generate({"contents": contents}, model), Knobs(), "")
+    return json_response({"totalTokens": plan.input_tokens, "promptTokensDetails": [
+        {"modality": "TEXT", "tokenCount": plan.input_tokens}]})
+
+
 async def models_action(request: web.Request) -> web.StreamResponse:
     """POST /v1beta/models/{model}:{action} (and the v1, v1alpha versions)"""
     target = request.match_info["target"]
@@ -369,15 +385,9 @@ async def models_action(request: web.Request) -> web.StreamResponse:
             return await generate(request, body, model, stream=action != "generateContent",
                                   vertex=False)
         if action == "countTokens":
-            contents = (body or {}).get("contents") or (
-                (body or {}).get("generateContentRequest") or {}).get("contents")
-            prompt = parse_generate({"contents": contents}, model)
-            plan = make_plan(prompt, Knobs(), "")
-            return json_response({"totalTokens": plan.input_tokens,
-                                  "promptTokensDetails": [{"modality": "TEXT",
-                                                           "tokenCount": plan.input_tokens}]})
+            return count_tokens_answer(body, model)
         if action in ("embedContent", "batchEmbedContents"):
-            return await _embed(request, body, model, action == "batchEmbedContents")
+            return await embed_answer(request, body, model, action == "batchEmbedContents")
         raise SimError(404, f"Method {action} not found for models/{model}.")
     except SimError as err:
         return google_error(err, model)

@@ -31,10 +31,11 @@ KNOB_NAMES = (
     "id",
     "error",
     "flavor",
+    "error_after",
 )
 _INT_KNOBS = frozenset(
     {"status", "delay_ms", "chunk_delay_ms", "cut_after", "stall_after", "tokens", "cached",
-     "cache_write", "fail_first"}
+     "cache_write", "fail_first", "error_after"}
 )
 FINISHES = frozenset({"stop", "length", "content_filter", "tool_calls"})
 
@@ -63,6 +64,7 @@ class Knobs:
     id: str | None = None  # free label, makes a directive unique for fail_first state
     error: str | None = None  # provider error type/code to fail with, e.g. ModelNotReadyException
     flavor: str | None = None  # "vllm": an OpenAI-compatible vLLM server (prefix knob)
+    error_after: int | None = None  # stream: send N frames, then the provider's in-stream error
 
     def merged(self, other: "Knobs | None") -> "Knobs":
         """Return self overridden by every field `other` sets."""

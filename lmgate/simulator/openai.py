@@ -20,6 +20,7 @@ from lmgate.simulator.common import (
     SimError, apply_knobs, json_response, new_id, now, prefix_knobs, read_json, resolve_knobs,
     sse, stream_frames,
 )
+from lmgate.simulator.knobs import Knobs
 from lmgate.simulator.openai_errors import check_openai_auth, openai_error, vllm_error
 
 CHAT_PARAMS = frozenset(
@@ -429,6 +430,13 @@ def stream_chunks(plan: Plan, req: ChatRequest, model: str, azure: bool) -> list
     return frames
 
 
+def stream_error(knobs: Knobs) -> bytes:
+    """The error event OpenAI sends when a stream fails after it started."""
+    return sse({"error": {"message": "The server had an error while processing your request. "
+                                     "Sorry about that!", "type": knobs.error or "server_error",
+                          "param": None, "code": None}})
+
+
 async def chat_answer(request: web.Request, body: Any, *, model: str | None, azure: bool,
                       vllm: bool = False) -> web.StreamResponse:
     """Shared by OpenAI and Azure once auth passed: validate, apply knobs, answer."""
@@ -441,7 +449,8 @@ async def chat_answer(request: web.Request, body: Any, *, model: str | None, azu
     if not req.stream:
         return json_response(render_completion(plan, req, name, azure), headers=headers)
     return await stream_frames(request, stream_chunks(plan, req, name, azure), knobs,
-                               content_type="text/event-stream", headers=headers)
+                               content_type="text/event-stream", headers=headers,
+                               error_frame=stream_error)
 
 
 async def chat(request: web.Request) -> web.StreamResponse:

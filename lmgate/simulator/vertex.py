@@ -20,7 +20,9 @@ from lmgate.simulator.common import (
     SimError, apply_knobs, bearer_token, json_response, log_body, new_id, read_json,
     resolve_knobs, state_of,
 )
-from lmgate.simulator.gemini import EMBED_DIMS, generate, google_error
+from lmgate.simulator.gemini import (
+    EMBED_DIMS, count_tokens_answer, embed_answer, generate, google_error,
+)
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
@@ -118,7 +120,11 @@ async def _predict(request: web.Request, body: Any, model: str) -> web.Response:
 
 
 async def publisher_action(request: web.Request) -> web.StreamResponse:
-    """POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{action}"""
+    """POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:{action}
+
+    generateContent, streamGenerateContent, predict (text embeddings), embedContent,
+    batchEmbedContents, countTokens.
+    """
     model, _, action = request.match_info["target"].rpartition(":")
     try:
         _check_token(request)
@@ -131,6 +137,10 @@ async def publisher_action(request: web.Request) -> web.StreamResponse:
                                   vertex=True)
         if action == "predict":
             return await _predict(request, body, model)
+        if action in ("embedContent", "batchEmbedContents"):
+            return await embed_answer(request, body, model, action == "batchEmbedContents")
+        if action == "countTokens":
+            return count_tokens_answer(body, model)
         raise SimError(404, f"Method {action} not found for publishers/google/models/{model}.")
     except SimError as err:
         return google_error(err, model)

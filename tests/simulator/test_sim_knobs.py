@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import anthropic
+import boto3
 import openai
 import pytest
 import requests
+from botocore.exceptions import EventStreamError
 
 from lmgate.simulator.knobs import Knobs, find_directives, parse_prefix
-from lmgate.simulator.testing import RunningSimulator
+from lmgate.simulator.testing import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, RunningSimulator
 
 CHAT = [{"role": "user", "content": "hi"}]
 
@@ -133,3 +135,29 @@ def test_vllm_flavor(simulator: RunningSimulator) -> None:
     assert info.value.body == {
         "object": "error", "message": "Conversation roles must alternate "
         "user/assistant/user/assistant/...", "type": "BadRequestError", "param": None, "code": 400}
+
+
+def test_error_after_sends_each_providers_in_stream_error(simulator: RunningSimulator) -> None:
+    oa = requests.post(simulator.base_url + "/v1/chat/completions",
+                       headers={"Authorization": "Bearer k"},
+                       json={"model": "m", "stream": True, "messages": [
+                           {"role": "user", "content": "x [[sim: error_after=2]]"}]})
+    events = [e for e in oa.text.split("\n\n") if e]
+    assert len(events) == 3 and '"error"' in events[-1] and "[DONE]" not in oa.text
+    an = requests.post(simulator.base_url + "/v1/messages",
+                       headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+                       json={"model": "c", "max_tokens": 50, "stream": True, "messages": [
+                           {"role": "user", "content": "x [[sim: error_after=3]]"}]})
+    assert an.text.count("event: ") == 4 and "event: error\ndata: " in an.text
+    assert "overloaded_error" in an.text and "message_stop" not in an.text
+    gm = requests.post(simulator.base_url + "/v1beta/models/g:streamGenerateContent?alt=sse&key=k",
+                       json={"contents": [{"parts": [{"text": "x [[sim: error_after=1]]"}]}]})
+    assert gm.text.split("\r\n\r\n")[1].startswith('data: {"error"')
+    bedrock = boto3.client("bedrock-runtime", endpoint_url=simulator.base_url,
+                           region_name="us-east-1", aws_access_key_id=AWS_ACCESS_KEY_ID,
+                           aws_secret_access_key=AWS_SECRET_ACCESS_KEY)
+    stream = bedrock.converse_stream(modelId="m", messages=[{"role": "user", "content": [
+        {"text": "x [[sim: error_after=2 error=throttlingException]]"}]}])
+    with pytest.raises(EventStreamError) as info:
+        list(stream["stream"])
+    assert "throttlingException" in str(info.value)

@@ -120,3 +120,15 @@ def test_expired_assertion_is_refused(simulator: RunningSimulator) -> None:
     resp = requests.post(simulator.base_url + "/token", data={
         "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion})
     assert resp.status_code == 400 and "short-lived" in resp.json()["error_description"]
+
+
+def test_genai_vertex_count_tokens_and_embed(credentials: service_account.Credentials,
+                                             simulator: RunningSimulator) -> None:
+    client = genai.Client(vertexai=True, project="sim-proj", location="us-central1",
+                          credentials=credentials,
+                          http_options=types.HttpOptions(base_url=simulator.base_url))
+    assert client.models.count_tokens(model="gemini-2.0-flash-001",
+                                      contents="x" * 40).total_tokens == 10
+    out = client.models.embed_content(model="text-embedding-005", contents=["a", "b"],
+                                      config=types.EmbedContentConfig(output_dimensionality=8))
+    assert [len(e.values) for e in out.embeddings] == [8, 8]
