@@ -16,8 +16,8 @@ from aiohttp import web
 
 from lmgate.simulator.answer import Plan, Prompt, make_plan
 from lmgate.simulator.common import (
-    SimError, apply_knobs, bearer_token, json_response, key_rejected, new_id, read_json,
-    resolve_knobs, sse, stream_frames,
+    CONTEXT_TOO_LONG, SimError, apply_knobs, bearer_token, json_response, key_rejected, new_id,
+    read_json, resolve_knobs, sse, stream_frames,
 )
 from lmgate.simulator.knobs import Knobs
 
@@ -57,6 +57,9 @@ def _bad(message: str) -> SimError:
 
 
 def error_body(err: SimError, model: str = "") -> dict[str, Any]:
+    if err.etype == CONTEXT_TOO_LONG and not err.message:
+        err = SimError(err.status, "prompt is too long: 210000 tokens > 200000 maximum",
+                       etype="invalid_request_error")
     etype, message = _ERRORS.get(
         err.status, ("api_error" if err.status >= 500 else "invalid_request_error",
                      f"Error {err.status}"))
@@ -246,7 +249,8 @@ def _messages(messages: Any, prompt: Prompt) -> bool:
         previous_tool_uses = uses
         prompt.input_chars += sum(len(t) for t in texts)
         if role == "user":
-            prompt.last_user_text = "\n".join(texts)
+            if texts or not results:  # a turn of tool results alone keeps the question before it
+                prompt.last_user_text = "\n".join(texts)
             prompt.tool_result = "\n".join(results) if results else None
     return has_tools
 

@@ -16,8 +16,8 @@ from aiohttp import web
 from lmgate.simulator import bedrock_invoke, eventstream
 from lmgate.simulator.answer import make_plan
 from lmgate.simulator.common import (
-    SimError, apply_knobs, json_response, new_id, read_json, resolve_knobs, state_of,
-    stream_frames,
+    CONTEXT_TOO_LONG, SimError, apply_knobs, json_response, new_id, read_json, resolve_knobs,
+    state_of, stream_frames,
 )
 from lmgate.simulator.bedrock_converse import converse_events, parse_converse, render_converse
 from lmgate.simulator.knobs import Knobs
@@ -43,6 +43,9 @@ def _bad(message: str) -> SimError:
 
 
 def bedrock_error(err: SimError) -> web.Response:
+    if err.etype == CONTEXT_TOO_LONG and not err.message:
+        err = SimError(err.status, "Input is too long for requested model.",
+                       etype="ValidationException")
     etype = err.etype or _ERROR_TYPES.get(err.status, "InternalServerException")
     message = err.message or _MESSAGES.get(etype) or _MESSAGES.get(err.status, f"Error {err.status}")
     headers = {"x-amzn-ErrorType": f"{etype}:http://internal.amazon.com/coral/com.amazon.bedrock/",

@@ -117,7 +117,8 @@ def parse_messages(messages: Any, prompt: Prompt) -> bool:
         previous_uses = uses
         prompt.input_chars += sum(len(t) for t in texts)
         if role == "user":
-            prompt.last_user_text = "\n".join(texts)
+            if texts or not results:  # a turn of tool results alone keeps the question before it
+                prompt.last_user_text = "\n".join(texts)
             prompt.tool_result = "\n".join(results) if results else None
     return has_tools
 

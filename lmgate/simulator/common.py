@@ -15,6 +15,7 @@ from lmgate.simulator.knobs import Knobs, failure_status, find_directives, parse
 from lmgate.simulator.state import JSON_KEY, LOG_KEY, STATE_KEY, SimState
 
 PREFIX_KEY = "_simknobs"  # match_info name of the `/_sim/{knobs}/` path prefix
+CONTEXT_TOO_LONG = "context_length_exceeded"  # `error=` value every protocol renders its own way
 _BATCH = 8  # stream frames per write when no knob asks for frame-by-frame timing
 
 

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from lmgate.simulator.answer import Plan, Prompt, embedding_vector, make_plan
 from lmgate.simulator.common import (
-    SimError, apply_knobs, json_response, key_rejected, new_id, read_json, resolve_knobs,
-    stream_frames,
+    CONTEXT_TOO_LONG, SimError, apply_knobs, json_response, key_rejected, new_id, read_json,
+    resolve_knobs, stream_frames,
 )
 from lmgate.simulator.knobs import Knobs
 
@@ -84,6 +84,9 @@ def _fields(obj: Any, allowed: set[str], where: str | None) -> dict[str, Any]:
 
 
 def google_error(err: SimError, model: str = "") -> web.Response:
+    if err.etype == CONTEXT_TOO_LONG and not err.message:
+        err = SimError(err.status, "The input token count (1200000) exceeds the maximum number of "
+                       "tokens allowed (1048576).")
     status = _STATUS.get(err.status, "UNKNOWN")
     message = err.message or _MESSAGES.get(err.status, status.replace("_", " ").capitalize() + ".")
     body: dict[str, Any] = {"error": {"code": err.status, "message": message.format(model=model),

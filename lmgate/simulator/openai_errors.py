@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lmgate.simulator.common import SimError, bearer_token, json_response, key_rejected, new_id
+from lmgate.simulator.common import (
+    CONTEXT_TOO_LONG, SimError, bearer_token, json_response, key_rejected, new_id,
+)
 
 # status -> (type, code, message); {model} is filled in when known
 _OPENAI_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
@@ -54,6 +56,11 @@ def _retry_headers(err: SimError, azure: bool) -> dict[str, str]:
 
 def openai_error(err: SimError, model: str = "") -> web.Response:
     """`{"error": {"message", "type", "param", "code"}}` with OpenAI's status semantics."""
+    if err.code == CONTEXT_TOO_LONG and not err.message:
+        err = SimError(err.status, "This model's maximum context length is 128000 tokens. However, "
+                       "your messages resulted in 131072 tokens. Please reduce the length of the "
+                       "messages.", param="messages", code=CONTEXT_TOO_LONG,
+                       etype="invalid_request_error", retry_after=err.retry_after)
     etype, code, message = _OPENAI_DEFAULTS.get(
         err.status, ("server_error" if err.status >= 500 else "invalid_request_error", None,
                      f"Error {err.status}.")
@@ -72,6 +79,20 @@ def openai_error(err: SimError, model: str = "") -> web.Response:
 def azure_error(err: SimError, model: str = "", api_version: str = "") -> web.Response:
     """Azure's front door answers `{"error": {"code": "<status>", "message"}}`; the model
     behind it answers in OpenAI's shape (400s of the request body)."""
+    if err.code == "content_filter":
+        filtered = {"hate": {"filtered": True, "severity": "high"},
+                    "self_harm": {"filtered": False, "severity": "safe"},
+                    "sexual": {"filtered": False, "severity": "safe"},
+                    "violence": {"filtered": False, "severity": "safe"},
+                    "jailbreak": {"filtered": False, "detected": False}}
+        return json_response({"error": {
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
+                       "content management policy. Please modify your prompt and retry. To learn "
+                       "more about our content filtering policies please read our documentation: "
+                       "https://go.microsoft.com/fwlink/?linkid=2198766",
+            "type": None, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation",
+                           "content_filter_result": filtered}}}, status=400)
     if err.status == 400 or (err.message and err.status not in _AZURE_CODES):
         return openai_error(err, model)
     retry = int(err.retry_after) if err.retry_after is not None else 1

@@ -161,3 +161,28 @@ def test_error_after_sends_each_providers_in_stream_error(simulator: RunningSimu
     with pytest.raises(EventStreamError) as info:
         list(stream["stream"])
     assert "throttlingException" in str(info.value)
+
+
+def test_context_too_long_in_each_providers_words(simulator: RunningSimulator) -> None:
+    ask = "x [[sim: status=400 error=context_length_exceeded]]"
+    client = openai.OpenAI(base_url=simulator.base_url + "/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": ask}])
+    assert info.value.body["code"] == "context_length_exceeded"
+    anth = anthropic.Anthropic(base_url=simulator.base_url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as err:
+        anth.messages.create(model="c", max_tokens=5, messages=[{"role": "user", "content": ask}])
+    assert err.value.body["error"]["message"].startswith("prompt is too long")
+    gem = requests.post(simulator.base_url + "/v1beta/models/g:generateContent?key=k",
+                        json={"contents": [{"parts": [{"text": ask}]}]}).json()["error"]
+    assert gem["status"] == "INVALID_ARGUMENT" and "input token count" in gem["message"]
+
+
+def test_azure_prompt_content_filter_error(simulator: RunningSimulator) -> None:
+    azure = openai.AzureOpenAI(azure_endpoint=simulator.base_url, api_key="k",
+                               api_version="2024-10-21", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as info:
+        azure.chat.completions.create(model="d", messages=[
+            {"role": "user", "content": "x [[sim: status=400 error=content_filter]]"}])
+    assert info.value.body["code"] == "content_filter"
+    assert info.value.body["innererror"]["code"] == "ResponsibleAIPolicyViolation"
