@@ -21,15 +21,18 @@ from lmgate.policy.auth import KeyIndex, records_from_config
 from lmgate.policy.step import Step
 from lmgate.providers.base import Provider
 from lmgate.providers.http import HttpPool
+from lmgate.providers.media import MediaService, media_policy
 from lmgate.providers.registry import PROVIDERS
 from lmgate.routing.router import Router, build_routes
+from lmgate.surfaces import azure as azure_surface
+from lmgate.surfaces import gemini as gemini_surface
 from lmgate.surfaces import openai as openai_surface
 from lmgate.surfaces.base import Services
 
 log = logging.getLogger("lmgate")
 
 # Inbound surfaces, in the order their routes are matched. One line per surface.
-SURFACES = [openai_surface]
+SURFACES = [openai_surface, azure_surface, gemini_surface]
 
 # Every route also answers under this prefix (004's base URL), repeated or with doubled slashes.
 PROXY_PREFIX = "/proxy/api/v1"
@@ -56,9 +59,10 @@ class Gateway:
         self.keys = KeyIndex(records_from_config(config.keys))
         self.ledger: LedgerSink = ledger if ledger is not None else MemoryLedger()
         self.steps: list[Step] = list(steps) if steps is not None else build_steps(self)
-        self.pipeline = Pipeline(self.router, self.steps, self.ledger)
+        self.media = MediaService(media_policy(config.media))
+        self.pipeline = Pipeline(self.router, self.steps, self.ledger, media=self.media)
         self.services = Services(self.pipeline, self.keys, self.router, config.server)
-        self.lifecycle = Lifecycle(stops=[self.http.close, *(p.close for p in self.providers.values())])
+        self.lifecycle = Lifecycle(stops=[self.http.close, self.media.close, *(p.close for p in self.providers.values())])
         self.ready = False
         routes: list[Route] = [
             Route("GET", "/health", self._health, "openai"),

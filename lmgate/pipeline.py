@@ -16,8 +16,9 @@ from lmgate.catalog.tokens import estimate_tokens
 from lmgate.errors import GatewayError, InternalError, UnsupportedModality, UpstreamError, UpstreamTimeout
 from lmgate.policy.accounting import LedgerSink, complete_usage, record_for, response_text
 from lmgate.policy.auth import check_model_allowed
-from lmgate.policy.checks import check_chat
+from lmgate.policy.checks import check_chat, check_images
 from lmgate.policy.step import Outcome, Step, overrides
+from lmgate.providers.media import MediaService, url_kinds_of
 from lmgate.routing.router import Deployment, ModelRoute, Router
 from lmgate.types import (
     ChatRequest,
@@ -41,10 +42,11 @@ _KIND_OF_ENDPOINT = {"chat": "chat", "embeddings": "embedding", "images": "image
 
 
 class Pipeline:
-    def __init__(self, router: Router, steps: list[Step], ledger: LedgerSink) -> None:
+    def __init__(self, router: Router, steps: list[Step], ledger: LedgerSink, media: MediaService | None = None) -> None:
         self.router = router
         self.steps = steps
         self.ledger = ledger
+        self.media = media  # URL checks and fetches, PDF text: before the modality check
         self._after = {id(s) for s in steps if overrides(s, "after")}
         self._stream = {id(s) for s in steps if overrides(s, "stream")}
         self._finish = {id(s) for s in steps if overrides(s, "finish")}
@@ -56,6 +58,7 @@ class Pipeline:
         outcome = Outcome(500)
         try:
             route = self._admit(ctx, req.model)
+            req = await self._prepare_media(req, route)
             check_chat(ctx, route.info, req)
             answer = await self._before(ctx, req, route, ran)
             if answer is None:
@@ -86,6 +89,7 @@ class Pipeline:
         ran: list[Step] = []
         try:
             route = self._admit(ctx, req.model)
+            req = await self._prepare_media(req, route)
             check_chat(ctx, route.info, req)
             replay = await self._before(ctx, req, route, ran)
             if replay is not None:
@@ -192,6 +196,7 @@ class Pipeline:
 
     async def images(self, ctx: RequestContext, req: ImageRequest) -> ImageResponse:
         async def call(route: ModelRoute, ran: list[Step]) -> ImageResponse:
+            check_images(route.info, req)
             answer = await self._before(ctx, req, route, ran)
             if answer is None:
                 answer = await self.router.run(ctx, route, lambda dep: dep.provider.images(req, dep.call))
@@ -240,6 +245,15 @@ class Pipeline:
             self.ledger.submit(record_for(ctx, outcome.status, outcome.usage, outcome.cost_usd, outcome.error_code))
 
     # ---------------------------------------------------------------- shared
+
+    async def _prepare_media(self, req: ChatRequest, route: ModelRoute) -> ChatRequest:
+        """Check media URLs, fetch those some deployment (or fallback) of the route needs as bytes,
+        turn PDFs into text for models without document input."""
+        if self.media is None:
+            return req
+        names = (*route.fallbacks, *route.context_fallbacks, *route.content_filter_fallbacks)
+        routes = [route, *(self.router.routes[n] for n in names if n in self.router.routes)]
+        return await self.media.prepare(req, route.info, url_kinds_of(d.provider for r in routes for d in r.deployments))
 
     def _admit(self, ctx: RequestContext, model: str) -> ModelRoute:
         ctx.model = model

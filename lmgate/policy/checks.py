@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lmgate.catalog.catalog import ModelInfo
 from lmgate.catalog.tokens import estimate_chat_tokens
-from lmgate.errors import ContextLengthExceeded, UnsupportedModality
-from lmgate.types import ChatRequest, MediaPart, RequestContext
+from lmgate.errors import BadRequest, ContextLengthExceeded, UnsupportedModality
+from lmgate.types import ChatRequest, ImageRequest, MediaPart, RequestContext
 
 
 def check_chat(ctx: RequestContext, info: ModelInfo, req: ChatRequest) -> int:
@@ -31,3 +31,13 @@ def check_chat(ctx: RequestContext, info: ModelInfo, req: ChatRequest) -> int:
     if info.status == "deprecated":
         ctx.warnings.append(f"the model '{req.model}' is deprecated")
     return estimate
+
+
+def check_images(info: ModelInfo, req: ImageRequest) -> None:
+    """Refuse more images per call than the model makes (004: dall-e-3 takes only n=1)."""
+    if info.kind == "image" and info.max_batch and req.n > info.max_batch:
+        raise BadRequest(
+            f"the model '{req.model}' generates at most {info.max_batch} image(s) per request; n={req.n} was asked",
+            code="invalid_n",
+            param="n",
+        )

@@ -36,12 +36,16 @@ class Call:
     idle_timeout: float  # streams: longest silence between two chunks
     merge_roles: bool = False
     request_id: str = ""
+    max_output_tokens: int | None = None  # the model's answer limit (catalog), for protocols that require one
 
 
 class Provider:
     """Base class: subclasses set `type` and implement the endpoints they support."""
 
     type: ClassVar[str] = ""
+    # Media kinds the upstream takes as http(s) URLs; URLs of other kinds are fetched by lmgate
+    # (providers/media.py) and arrive as bytes.
+    media_urls: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: ProviderConfig, http: HttpPool) -> None:
         self.name = name

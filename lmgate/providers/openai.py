@@ -39,6 +39,8 @@ _USAGE_MARK_SPACED = b'"usage": {'
 class OpenAIProvider(Provider):
     type = "openai"
     default_base_url = "https://api.openai.com/v1"
+    media_urls = frozenset({"image"})  # image_url takes http(s); files need bytes
+    stream_usage = True  # ask for the usage chunk of a stream (older Azure api-versions refuse stream_options)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,7 +65,11 @@ class OpenAIProvider(Provider):
         model = self.body_model(call)
         if req.raw is not None and req.raw_format == codec.FORMAT and not (call.merge_roles and codec.needs_merge(req.messages)):
             raw = req.raw
-            stream_ok = not req.stream or (raw.get("stream_options") or {}).get("include_usage") is True
+            opts = raw.get("stream_options")
+            if self.stream_usage:
+                stream_ok = not req.stream or (opts or {}).get("include_usage") is True
+            else:
+                stream_ok = not req.stream or opts is None
             if req.raw_bytes is not None and raw.get("model") == model and stream_ok:
                 return req.raw_bytes
             body = dict(raw)
@@ -71,12 +77,14 @@ class OpenAIProvider(Provider):
                 body.pop("model", None)
             else:
                 body["model"] = model
-            if req.stream:
-                body["stream_options"] = {**(raw.get("stream_options") or {}), "include_usage": True}
+            if req.stream and self.stream_usage:
+                body["stream_options"] = {**(opts or {}), "include_usage": True}
+            elif req.stream:
+                body.pop("stream_options", None)
             return orjson.dumps(body)
         if call.merge_roles:
             req = _with_messages(req, codec.merge_consecutive_roles(req.messages))
-        body = codec.render_chat_request(req, model or "")
+        body = codec.render_chat_request(req, model or "", stream_usage=self.stream_usage)
         if model is None:
             body.pop("model", None)
         return orjson.dumps(body)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from lmgate.providers.azure import AzureProvider
 from lmgate.providers.base import Provider
+from lmgate.providers.cohere import CohereProvider
+from lmgate.providers.gemini import GeminiProvider
 from lmgate.providers.openai import OpenAIProvider
+from lmgate.providers.vertex import VertexProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
+    "azure": AzureProvider,
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,
+    "cohere": CohereProvider,
 }

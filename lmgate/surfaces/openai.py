@@ -106,8 +106,8 @@ def parse_image_request(body: dict) -> ImageRequest:
     )
 
 
-async def parse_transcription_request(request: Request, s: Services) -> TranscriptionRequest:
-    """The multipart/form-data upload of /audio/transcriptions."""
+async def parse_transcription_request(request: Request, s: Services, model: str | None = None) -> TranscriptionRequest:
+    """The multipart/form-data upload of /audio/transcriptions (`model`: the Azure deployment in the path)."""
     from lmgate.http.multipart import parse_form
 
     ctype = request.headers.get("content-type", "")
@@ -117,7 +117,7 @@ async def parse_transcription_request(request: Request, s: Services) -> Transcri
     upload = files.get("file")
     if upload is None:
         raise BadRequest("missing required field 'file'", code="missing_field", param="file")
-    model = fields.get("model")
+    model = model or fields.get("model")
     if not model:
         raise BadRequest("missing required field 'model'", code="missing_field", param="model")
     fmt = fields.get("response_format", "json")

@@ -13,8 +13,15 @@ def _openai(data: bytes) -> list[StreamEvent]:
     return decode_chunk(data)
 
 
+def _gemini(data: bytes) -> list[StreamEvent]:
+    from lmgate.wire.gemini_stream import decode_chunk
+
+    return decode_chunk(data)
+
+
 CHUNK_DECODERS: dict[str, Callable[[bytes], list[StreamEvent]]] = {
     "openai": _openai,
+    "gemini": _gemini,
 }
 
 
