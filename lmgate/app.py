@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 from lmgate.catalog.catalog import Catalog, ModelInfo
 from lmgate.config import Config, ModelConfig
 from lmgate.errors import ConfigError, GatewayError, InternalError, MethodNotAllowed, NotFound
-from lmgate.http.asgi import ClientDisconnected, Request, Response, Route, Router as UrlRouter, json_response
+from lmgate.http.asgi import ClientDisconnected, Request, Response, Route, Router as UrlRouter, StreamingResponse, json_response
 from lmgate.pipeline import Pipeline
 from lmgate.policy.accounting import LedgerSink, MemoryLedger
 from lmgate.policy.auth import KeyIndex, records_from_config
@@ -26,6 +26,7 @@ from lmgate.providers.registry import PROVIDERS
 from lmgate.routing.router import Router, build_routes
 from lmgate.surfaces import azure as azure_surface
 from lmgate.surfaces import gemini as gemini_surface
+from lmgate.surfaces import admin_health
 from lmgate.surfaces import openai as openai_surface
 from lmgate.surfaces.base import Services
 
@@ -55,7 +56,7 @@ class Gateway:
         self.catalog = build_catalog(config)
         self.http = HttpPool()
         self.providers = build_providers(config, self.http)
-        self.router = Router(config.router, build_routes(config, self.providers, lambda m: model_info(self.catalog, m)))
+        self.router = Router(config.router, build_routes(config, self.providers, lambda m: model_info(self.catalog, m), self.catalog))
         self.keys = KeyIndex(records_from_config(config.keys))
         self.ledger: LedgerSink = ledger if ledger is not None else MemoryLedger()
         self.steps: list[Step] = list(steps) if steps is not None else build_steps(self)
@@ -67,6 +68,7 @@ class Gateway:
         routes: list[Route] = [
             Route("GET", "/health", self._health, "openai"),
             Route("GET", "/health/ready", self._ready, "openai"),
+            *admin_health.routes(self.router, config.master_key),
         ]
         self.error_renderers: dict[str, Callable[[GatewayError, str], Response]] = {}
         self.path_hints: list[tuple[str, str]] = []
@@ -125,7 +127,10 @@ class Gateway:
                 InternalError("lmgate failed to handle the request"), request.request_id
             )
         try:
-            await response.send(send)
+            if isinstance(response, StreamingResponse):
+                await response.send(send, receive)  # a disconnect cancels the stream and its upstream call
+            else:
+                await response.send(send)
         except ClientDisconnected:
             pass
 

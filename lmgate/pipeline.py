@@ -59,10 +59,10 @@ class Pipeline:
         try:
             route = self._admit(ctx, req.model)
             req = await self._prepare_media(req, route)
-            check_chat(ctx, route.info, req)
+            tokens = check_chat(ctx, route.info, req, context_fallback=bool(route.context_fallbacks))
             answer = await self._before(ctx, req, route, ran)
             if answer is None:
-                answer = await self.router.run(ctx, route, lambda dep: dep.provider.chat(req, dep.call))
+                answer = await self.router.run(ctx, route, lambda dep: dep.provider.chat(req, dep.call), tokens=tokens)
                 info = self._served_info(ctx, route)
                 complete_usage(answer.usage, req, response_text(answer), info)
                 answer.cost_usd = cost_usd(info, answer.usage)
@@ -90,12 +90,12 @@ class Pipeline:
         try:
             route = self._admit(ctx, req.model)
             req = await self._prepare_media(req, route)
-            check_chat(ctx, route.info, req)
+            tokens = check_chat(ctx, route.info, req, context_fallback=bool(route.context_fallbacks))
             replay = await self._before(ctx, req, route, ran)
             if replay is not None:
                 events: AsyncIterator[StreamEvent] = replay
-            else:
-                events = await self.router.run(ctx, route, lambda dep: self._open_stream(ctx, req, dep))
+            else:  # the serving deployment stays held (in flight, capacity) until the stream ends
+                events = await self.router.run(ctx, route, lambda dep: self._open_stream(ctx, req, dep), tokens=tokens, hold=True)
             for step in reversed(ran):
                 if id(step) in self._stream:
                     events = step.stream(ctx, req, events)
@@ -105,6 +105,7 @@ class Pipeline:
                 outcome = Outcome(exc.status, error_code=exc.code)
             else:
                 outcome = Outcome(500, error_code="internal_error")
+            self.router.release(ctx, None, outcome.status, outcome.error_code)
             await self._finish_steps(ctx, req, ran, outcome)
             self.ledger.submit(record_for(ctx, outcome.status, None, 0.0, outcome.error_code, stream=True))
             if isinstance(exc, GatewayError) or not isinstance(exc, Exception):
@@ -162,6 +163,7 @@ class Pipeline:
             raise InternalError("lmgate failed while streaming") from exc
         finally:
             await _aclose(events)
+            self.router.release(ctx, outcome.usage, outcome.status, outcome.error_code)
             await self._finish_steps(ctx, req, ran, outcome)
             self.ledger.submit(record_for(ctx, outcome.status, outcome.usage, outcome.cost_usd, outcome.error_code, stream=True))
 

@@ -355,6 +355,7 @@ class RequestContext:
     response_headers: dict[str, str] = field(default_factory=dict)  # added by policy steps
     first_token_ms: float | None = None
     reservation: Any = None  # the budget/limit reservation to settle after the call
+    lease: Any = None  # the router's hold on the deployment serving a stream, released when it ends
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ bare proxy: one dict lookup for static routes, no middleware stack, headers as b
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -112,10 +113,23 @@ class StreamingResponse:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "text/event-stream"
 
-    async def send(self, send: Send) -> None:
+    async def send(self, send: Send, receive: Receive | None = None) -> None:
+        """With `receive`, a client that disconnects cancels the stream (and so the upstream call) at
+        once: the server's `send` silently drops bytes for a closed connection, so nothing else would."""
         raw = [(b"content-type", self.content_type.encode()), (b"cache-control", b"no-cache")]
         raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items())
-        started = False
+        started = finished = False
+        task = asyncio.current_task()
+
+        async def watch() -> bool:
+            while (await receive())["type"] != "http.disconnect":  # type: ignore[misc]
+                pass
+            if not finished and task is not None:
+                task.cancel()
+                return True
+            return False
+
+        watcher = asyncio.ensure_future(watch()) if receive is not None else None
         try:
             async for chunk in self.chunks:
                 if not started:
@@ -123,12 +137,20 @@ class StreamingResponse:
                     started = True
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finished = True
             if not started:
                 await send({"type": "http.response.start", "status": self.status, "headers": raw})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if watcher is not None and watcher.done() and not watcher.cancelled() and watcher.result() and task is not None:
+                task.uncancel()
+                raise ClientDisconnected() from None
+            raise
         except OSError as exc:  # the client went away mid-stream
             raise ClientDisconnected() from exc
         finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()
             aclose = getattr(self.chunks, "aclose", None)
             if aclose is not None:
                 await aclose()

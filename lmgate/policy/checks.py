@@ -8,8 +8,11 @@ from lmgate.errors import BadRequest, ContextLengthExceeded, UnsupportedModality
 from lmgate.types import ChatRequest, ImageRequest, MediaPart, RequestContext
 
 
-def check_chat(ctx: RequestContext, info: ModelInfo, req: ChatRequest) -> int:
-    """Refuse what the model cannot take; return the prompt's token estimate."""
+def check_chat(ctx: RequestContext, info: ModelInfo, req: ChatRequest, *, context_fallback: bool = False) -> int:
+    """Refuse what the model cannot take; return the prompt's token estimate.
+
+    With `context_fallback` (the model has context fallbacks) a prompt too long for the window is
+    let through: the router sends it to a larger fallback without calling this model."""
     kinds: set[str] = set()
     for m in req.messages:
         for p in m.content:
@@ -23,7 +26,7 @@ def check_chat(ctx: RequestContext, info: ModelInfo, req: ChatRequest) -> int:
             )
     estimate = estimate_chat_tokens(req)
     window = info.context_window
-    if window and estimate > window:
+    if window and estimate > window and not context_fallback:
         raise ContextLengthExceeded(
             f"the prompt is about {estimate} tokens, more than the {window}-token context window of '{req.model}'",
             param="messages",
