@@ -18,6 +18,7 @@ from lmgate.http.asgi import ClientDisconnected, Request, Response, Route, Route
 from lmgate.pipeline import Pipeline
 from lmgate.policy.accounting import LedgerSink, MemoryLedger
 from lmgate.policy.auth import KeyIndex, records_from_config
+from lmgate.policy.limits import LimitsStep
 from lmgate.policy.step import Step
 from lmgate.providers.base import Provider
 from lmgate.providers.http import HttpPool
@@ -188,6 +189,7 @@ def build_steps(gw: Gateway) -> list[Step]:
     on what would really be sent), then the cache. One line per step.
     """
     steps: list[Step] = []
+    steps.append(LimitsStep())
     return steps
 
 
@@ -245,4 +247,16 @@ def create_app(config_path: str | None = None) -> Gateway:
     if not path:
         raise ConfigError("no config: pass --config or set LMGATE_CONFIG")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Gateway(load_config(path))
+    return gateway_with_store(load_config(path))
+
+
+def gateway_with_store(config: Config) -> Gateway:
+    """The serving gateway: keys, ledger and spend in `config.database`, and the admin API."""
+    from lmgate.store.runtime import StoreRuntime
+    from lmgate.surfaces import admin
+
+    runtime = StoreRuntime(config)
+    gw = Gateway(config, ledger=runtime.ledger)
+    service = runtime.attach(gw.keys, gw.steps, gw.lifecycle)
+    gw.add_routes(admin.routes(service, config.master_key), admin.NAME, admin.render_error)
+    return gw

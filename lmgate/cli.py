@@ -12,7 +12,7 @@ from typing import Callable
 from lmgate.errors import ConfigError
 
 # Subcommands added by other modules: name -> (add_arguments, run). One line per module.
-EXTRA_COMMANDS: list[str] = []
+EXTRA_COMMANDS: list[str] = ["lmgate.store.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,258 @@
+"""The store: keys (hashed), the usage ledger and spend, over one SQLAlchemy Core layer.
+
+Every method is synchronous and may block on the database: call it from a thread
+(`asyncio.to_thread`, the ledger writer's thread), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from lmgate.errors import BadRequest, NotFound
+from lmgate.policy.auth import hash_key
+from lmgate.policy.periods import TOTAL, period_ids
+from lmgate.store import schema as s
+from lmgate.store.db import create_engine, reading, redact_url, upsert, writing
+from lmgate.store.keyspec import HINT_CHARS, KeyCreate, KeyRow, new_key_id, new_raw_key
+from lmgate.store.migrations import migrate
+from lmgate.types import UsageRecord
+
+log = logging.getLogger("lmgate.store")
+
+_KEY_COLUMNS = [c.name for c in s.api_keys.columns]
+
+
+class DuplicateKeyName(BadRequest):
+    code = "duplicate_key_name"
+
+
+class KeyRevoked(BadRequest):
+    code = "key_revoked"
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._usage_insert = (
+            upsert(self.engine, s.usage_ledger).on_conflict_do_nothing(index_elements=["request_id"]).returning(s.usage_ledger.c.request_id)
+        )
+        ins = upsert(self.engine, s.key_spend)
+        self._spend_upsert = ins.on_conflict_do_update(
+            index_elements=["key_id", "period"],
+            set_={
+                "spend_usd": s.key_spend.c.spend_usd + ins.excluded.spend_usd,
+                "requests": s.key_spend.c.requests + ins.excluded.requests,
+                "updated_at": ins.excluded.updated_at,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"Store({redact_url(self.url)!r})"
+
+    def migrate(self) -> int:
+        return migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- keys
+
+    def create_key(self, spec: KeyCreate, raw_key: str | None = None) -> tuple[KeyRow, str]:
+        """A new key; returns the row and the raw key (the only time it exists)."""
+        raw = raw_key or new_raw_key()
+        now = time.time()
+        with writing(self.engine) as conn:
+            self._refuse_taken_name(conn, spec.name, None)
+            version = self._bump(conn)
+            values = {
+                "id": new_key_id(),
+                "name": spec.name,
+                "key_hash": hash_key(raw),
+                "key_hint": raw[:HINT_CHARS],
+                "models": list(spec.models),
+                "rpm": spec.rpm,
+                "tpm": spec.tpm,
+                "budget_usd": spec.budget_usd,
+                "budget_period": spec.budget_period,
+                "cache": spec.cache,
+                "guard": spec.guard,
+                "metadata": dict(spec.metadata),
+                "expires_at": spec.expires_at,
+                "revoked": False,
+                "revoked_at": None,
+                "created_at": now,
+                "updated_at": now,
+                "version": version,
+            }
+            conn.execute(sa.insert(s.api_keys).values(**values))
+        return KeyRow(**values), raw
+
+    def get_key(self, id_or_name: str) -> KeyRow:
+        with reading(self.engine) as conn:
+            return self._find(conn, id_or_name)
+
+    def list_keys(self, include_revoked: bool = False) -> list[KeyRow]:
+        q = sa.select(s.api_keys).order_by(s.api_keys.c.created_at, s.api_keys.c.id)
+        if not include_revoked:
+            q = q.where(s.api_keys.c.revoked == sa.false())
+        with reading(self.engine) as conn:
+            return [_row(r) for r in conn.execute(q).mappings()]
+
+    def update_key(self, id_or_name: str, changes: dict[str, Any]) -> KeyRow:
+        with writing(self.engine) as conn:
+            row = self._find(conn, id_or_name)
+            if row.revoked:
+                raise KeyRevoked(f"the key '{row.name}' is revoked and cannot be changed")
+            if not changes:
+                return row
+            if "name" in changes and changes["name"] != row.name:
+                self._refuse_taken_name(conn, changes["name"], row.id)
+            values = dict(changes, updated_at=time.time(), version=self._bump(conn))
+            conn.execute(sa.update(s.api_keys).where(s.api_keys.c.id == row.id).values(**values))
+            return self._find(conn, row.id)
+
+    def revoke_key(self, id_or_name: str) -> KeyRow:
+        """Revoke (idempotent): the row stays, so the ledger's key ids keep their meaning."""
+        with writing(self.engine) as conn:
+            row = self._find(conn, id_or_name)
+            if row.revoked:
+                return row
+            now = time.time()
+            conn.execute(
+                sa.update(s.api_keys)
+                .where(s.api_keys.c.id == row.id)
+                .values(revoked=True, revoked_at=now, updated_at=now, version=self._bump(conn))
+            )
+            return self._find(conn, row.id)
+
+    def keys_version(self) -> int:
+        """One cheap read: changes whenever any key changes (pollers compare it)."""
+        with reading(self.engine) as conn:
+            return int(conn.execute(sa.select(s.store_meta.c.value).where(s.store_meta.c.name == "keys_version")).scalar_one())
+
+    def keys_since(self, version: int) -> list[KeyRow]:
+        """Every key (revoked too) changed after `version`; 0 gives all."""
+        q = sa.select(s.api_keys).where(s.api_keys.c.version > version).order_by(s.api_keys.c.version)
+        with reading(self.engine) as conn:
+            return [_row(r) for r in conn.execute(q).mappings()]
+
+    def _find(self, conn: Connection, id_or_name: str) -> KeyRow:
+        k = s.api_keys.c
+        found = conn.execute(sa.select(s.api_keys).where(k.id == id_or_name)).mappings().first()
+        if found is None:
+            found = conn.execute(sa.select(s.api_keys).where(k.name == id_or_name)).mappings().first()
+        if found is None:
+            raise NotFound(f"no key with id or name '{id_or_name}'", code="key_not_found")
+        return _row(found)
+
+    def _refuse_taken_name(self, conn: Connection, name: str, own_id: str | None) -> None:
+        k = s.api_keys.c
+        other = conn.execute(sa.select(k.id).where(k.name == name)).scalar()
+        if other is not None and other != own_id:
+            raise DuplicateKeyName(f"a key named '{name}' already exists", param="name")
+
+    def _bump(self, conn: Connection) -> int:
+        m = s.store_meta.c
+        stmt = sa.update(s.store_meta).where(m.name == "keys_version").values(value=m.value + 1).returning(m.value)
+        return int(conn.execute(stmt).scalar_one())
+
+    # ---------------------------------------------------------------- ledger and spend
+
+    def write_usage(self, records: Sequence[UsageRecord]) -> int:
+        """Insert records (a request id already present is skipped) and add their cost to the
+        spend table, in one transaction; returns how many were new. Safe to repeat after a
+        failure whose commit may or may not have happened."""
+        unique: dict[str, UsageRecord] = {}
+        for r in records:
+            unique.setdefault(r.request_id, r)
+        if not unique:
+            return 0
+        rows = [_usage_row(r) for r in unique.values()]
+        now = time.time()
+        with writing(self.engine) as conn:
+            inserted = set(conn.execute(self._usage_insert, rows).scalars().all())
+            spend: dict[tuple[str, str], list[float]] = {}
+            for rid in inserted:
+                r = unique[rid]
+                if r.key_id is None:
+                    continue
+                for period in period_ids(r.ts):
+                    acc = spend.setdefault((r.key_id, period), [0.0, 0])
+                    acc[0] += r.cost_usd
+                    acc[1] += 1
+            if spend:
+                conn.execute(
+                    self._spend_upsert,
+                    [
+                        {"key_id": k, "period": p, "spend_usd": usd, "requests": n, "updated_at": now}
+                        for (k, p), (usd, n) in sorted(spend.items())  # one lock order for every writer
+                    ],
+                )
+        return len(inserted)
+
+    def load_spend(self, now: float) -> dict[str, dict[str, float]]:
+        """Spend per key for the periods containing `now`: {key_id: {"total"|"d..."|"m...": usd}}."""
+        c = s.key_spend.c
+        q = sa.select(c.key_id, c.period, c.spend_usd).where(c.period.in_(period_ids(now)))
+        out: dict[str, dict[str, float]] = {}
+        with reading(self.engine) as conn:
+            for key_id, period, usd in conn.execute(q):
+                out.setdefault(key_id, {})[period] = float(usd)
+        return out
+
+    def spend_of(self, key_id: str, period: str = TOTAL) -> float:
+        c = s.key_spend.c
+        with reading(self.engine) as conn:
+            return float(conn.execute(sa.select(c.spend_usd).where(c.key_id == key_id, c.period == period)).scalar() or 0.0)
+
+    def usage_records(self, request_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Ledger rows as dicts (for tests and exports)."""
+        q = sa.select(s.usage_ledger).order_by(s.usage_ledger.c.ts)
+        if request_ids is not None:
+            q = q.where(s.usage_ledger.c.request_id.in_(list(request_ids)))
+        with reading(self.engine) as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _row(m: Any) -> KeyRow:
+    return KeyRow(**{name: m[name] for name in _KEY_COLUMNS})
+
+
+def _usage_row(r: UsageRecord) -> dict[str, Any]:
+    return {
+        "request_id": r.request_id,
+        "ts": r.ts,
+        "day": time.strftime("%Y-%m-%d", time.gmtime(r.ts)),
+        "key_id": r.key_id,
+        "key_name": r.key_name,
+        "surface": r.surface,
+        "endpoint": r.endpoint,
+        "model": r.model,
+        "served_model": r.served_model,
+        "deployment": r.deployment,
+        "provider": r.provider,
+        "status": r.status,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cached_tokens": r.cached_tokens,
+        "reasoning_tokens": r.reasoning_tokens,
+        "cost_usd": r.cost_usd,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "stream": r.stream,
+        "cache_hit": r.cache_hit,
+        "cache_saved_usd": r.cache_saved_usd,
+        "error_code": r.error_code,
+        "app_name": r.app_name,
+        "options": r.options,
+        "metadata": r.metadata,
+        "attempts": r.attempts,
+        "guardrails": r.guardrails,
+    }
