@@ -19,10 +19,16 @@ from procs import Server
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 LMGATE_KEY = "sk-bench-0000000000000000"
-LMGATE_POLICY_KEYS = {
-    "limits": "sk-bench-limits-000000000",
-    "budget": "sk-bench-budget-000000000",
-}
+# policy steps: (row suffix, key, chat script, what the row shows)
+LMGATE_POLICY_ROWS = (
+    ("defaults", "sk-bench-defaults-0000000", "chat-unique.lua", "server defaults: cache on and missing, input guardrails"),
+    ("guard-in", "sk-bench-guard-in-0000000", "chat.lua", "input guardrails (use_guard 1)"),
+    ("guard-out", "sk-bench-guard-out-000000", "chat.lua", "input and output guardrails (use_guard 2)"),
+    ("cache-miss", "sk-bench-cache-000000000", "chat-unique.lua", "cache on, every request new: lookup and store"),
+    ("cache-hit", "sk-bench-cache-000000000", "chat.lua", "cache on, the same request: answered from the cache"),
+    ("limits", "sk-bench-limits-000000000", "chat.lua", "key with rpm and tpm limits"),
+    ("budget", "sk-bench-budget-000000000", "chat.lua", "key with a budget"),
+)
 
 
 @dataclass
@@ -34,6 +40,7 @@ class Row:
     headers: dict[str, str] = field(default_factory=dict)
     note: str = ""
     not_run: str = ""  # why this row cannot be measured, if it cannot
+    scripts: dict[str, str] = field(default_factory=dict)  # kind -> Lua script, to override the scenario's
 
 
 @dataclass
@@ -44,9 +51,9 @@ class Session:
     base_url: str
     server: Server | None
     rows: list[Row]
-    helpers: list[Server] = field(default_factory=list)  # started before, not measured (simulator)
     not_run: str = ""  # why this session is skipped, if it is
     ledger_db: Path | None = None  # lmgate's SQLite file, to count the usage records it wrote
+    sent: int = 0  # requests completed against this server in every run, warm-up and check
 
 
 def free_port() -> int:
@@ -215,18 +222,17 @@ def lmgate_session(
                 note="OpenAI request, Anthropic upstream (simulator)",
             )
         )
-        for step, key in LMGATE_POLICY_KEYS.items():
+        for step, key, script, note in LMGATE_POLICY_ROWS:
             rows.append(
                 Row(
                     f"lmgate+{step}",
                     {"chat": SAME_FORMAT_ROUTES["chat"]},
                     {"Authorization": f"Bearer {key}"},
-                    note=f"key with {step}",
+                    note=note,
+                    scripts={"chat": script},
                 )
             )
     session = Session(name, f"http://127.0.0.1:{port}", server, rows, not_run=why, ledger_db=work / f"{name}.db")
-    if simulator is not None and with_extras:
-        session.helpers.append(simulator)
     return session
 
 

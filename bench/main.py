@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from facts import machine_facts, versions
 from measure import RunResult, measure_session
 from procs import Server, ServerFailed
 from report import render_results, summarize, summary_table, targets, targets_table
-from scenarios import scenarios
+from scenarios import Scenario, scenarios
 from spy import profile_session
 from upstream import write_nginx_config
 
@@ -64,6 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=BENCH / ".work", help="folder for configs, logs, databases, profiles (default bench/.work)")
     p.add_argument("--profile", nargs="?", const="lmgate", choices=("lmgate", "bare"), help="profile instead of benchmarking: py-spy on lmgate (default) or the bare proxy")
     p.add_argument("--profile-kind", default="chat", choices=("chat", "stream", "embed"))
+    p.add_argument("--no-profile", action="store_true", help="leave out the py-spy profile of lmgate that a full run appends to the report")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 1 if args.quick else 10
@@ -141,6 +143,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
     simulator, sim_why = None, ""
     results: list[RunResult] = []
     notes: list[str] = []
+    profiles: dict[str, str] = {}
     try:
         if "lmgate" in names and not (args.quick or args.no_extras):
             sim_why = lmgate_has_provider("anthropic")
@@ -151,13 +154,18 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
             for row in session.rows:
                 if row.name == "lmgate-translate" and simulator is None:
                     row.not_run = sim_why
+            after = None
+            if name == "lmgate" and not (args.quick or args.no_profile):
+                after = lambda s: profiles.update(profile_for_report(s, scs, args.duration, work))  # noqa: E731
             measured = measure_session(
-                session, scs, args.duration, args.warmup, args.threads, log, [upstream_server.pid], args.repeat
+                session, scs, args.duration, args.warmup, args.threads, log, [upstream_server.pid], args.repeat, after
             )
             results += measured
             if session.ledger_db is not None and not session.not_run:
-                sent = sum(r.requests for r in measured)
-                notes.append(f"{session.name}: {ledger_rows(session.ledger_db)} after {sent:,} measured requests (and warm-up)")
+                notes.append(
+                    f"{session.name}: {ledger_rows(session.ledger_db)} after {session.sent:,} requests "
+                    "completed (every run, warm-up and check; wrk's unfinished ones at the end of a run not counted)"
+                )
                 log(f"[{session.name}] {notes[-1]}")
     finally:
         if simulator is not None:
@@ -175,7 +183,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
         "upstream": "nginx, one process, fixed answers (bench/upstream.py)",
         "whole run took": f"{elapsed:.0f} s",
     }
-    text = render_results(results, args.connections, facts, versions(nginx), settings, notes)
+    text = render_results(results, args.connections, facts, versions(nginx), settings, notes, profiles)
     results_path = args.results or (work / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(text)
@@ -195,6 +203,22 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
     print(f"Nothing pinned, {facts['cores']} cores shared by upstream, server and wrk. Took {elapsed:.0f} s.")
     print(f"Report: {results_path}  raw: {json_path}")
     return 0
+
+
+def profile_for_report(session: Session, scs: list[Scenario], seconds: int, work: Path) -> dict[str, str]:
+    """py-spy summaries of lmgate under chat and streamed load, after its measured runs."""
+    out = {}
+    for sc in scs:
+        if sc.connections == 1 or sc.kind not in ("chat", "stream"):
+            continue
+        try:
+            files = profile_session(session, session.rows[0], sc, min(seconds, 10), work, log)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+            log(f"[profile] {sc.name} failed: {err}")
+            out[sc.name] = f"profile failed: {err}"
+            continue
+        out[sc.name] = files[1].read_text()
+    return out
 
 
 def run_profile(args: argparse.Namespace, work: Path, nginx: str) -> int:

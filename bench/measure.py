@@ -57,6 +57,7 @@ def measure_session(
     log: Callable[[str], None],
     upstream_pids: list[int],
     repeat: int = 1,
+    after: Callable[[Session], None] | None = None,
 ) -> list[RunResult]:
     """Measure every row of a session; the server is started before and stopped after.
 
@@ -88,6 +89,8 @@ def measure_session(
                 while len(tries) < repeat and tries[-1].status in ("ok", "invalid") and not tries[-1].reason.startswith("check"):
                     tries.append(measure_one(session, row, sc, seconds, threads, log, upstream_pids))
                 results.append(best(tries))
+        if after is not None and session.server is not None:
+            after(session)
         return results
     finally:
         if session.server is not None:
@@ -109,7 +112,9 @@ def warm_up(session: Session, row: Row, seconds: float, threads: int, scenarios:
     if kind is None:
         return
     path, model = row.routes[kind.kind]
-    run_wrk(session.base_url + path, kind.script, kind.connections, seconds, wrk_env(row, model), threads)
+    script = row.scripts.get(kind.kind, kind.script)
+    result = run_wrk(session.base_url + path, script, kind.connections, seconds, wrk_env(row, model), threads)
+    session.sent += result.requests
 
 
 def wrk_env(row: Row, model: str) -> dict[str, str]:
@@ -136,7 +141,9 @@ def measure_one(
         return base
     path, model = row.routes[sc.kind]
     url = session.base_url + path
+    script = row.scripts.get(sc.kind, sc.script)
     checked = check_request(url, sc.kind, model, row.headers)
+    session.sent += 1
     cache = checked.headers.get("x-lmgate-cache")
     base.check = checked.detail + (f", x-lmgate-cache: {cache}" if cache else "")
     if not checked.ok:
@@ -148,15 +155,16 @@ def measure_one(
     if session.server is not None:
         with TreeSampler(session.server.pid) as sampler:
             with OtherLoad(sampler.pids + upstream_pids) as others:
-                result = run_wrk(url, sc.script, sc.connections, seconds, wrk_env(row, model), threads)
+                result = run_wrk(url, script, sc.connections, seconds, wrk_env(row, model), threads)
         base.peak_rss_mb = sampler.peak_rss_kb / 1024.0
         base.hwm_mb = sampler.hwm_kb / 1024.0
         if result.requests:
             base.cpu_ms_per_req = sampler.cpu_ms / result.requests
     else:
         with OtherLoad(list(upstream_pids)) as others:
-            result = run_wrk(url, sc.script, sc.connections, seconds, wrk_env(row, model), threads)
+            result = run_wrk(url, script, sc.connections, seconds, wrk_env(row, model), threads)
     base.other_load = others.cores
+    session.sent += result.requests
     base.requests, base.rps, base.p50_ms, base.p99_ms = result.requests, result.rps, result.p50_ms, result.p99_ms
     base.status = "ok" if result.valid else "invalid"
     base.reason = result.problem

@@ -265,6 +265,18 @@ def policy_table(results: list[RunResult], conns: int) -> str:
     return "\n".join(lines)
 
 
+def profile_excerpt(text: str, own: int = 25, total: int = 25) -> list[str]:
+    """The head of both lists of a py-spy summary."""
+    lines = text.splitlines()
+    if "" not in lines:
+        return lines
+    try:
+        split = lines.index("", 3)
+    except ValueError:
+        return lines[: own + 3]
+    return lines[: 3 + own] + [""] + lines[split + 1 : split + 2 + total]
+
+
 def render_results(
     results: list[RunResult],
     conns: int,
@@ -272,6 +284,7 @@ def render_results(
     versions: dict[str, str],
     settings: dict[str, str],
     notes: list[str] | None = None,
+    profiles: dict[str, str] | None = None,
 ) -> str:
     """The whole of RESULTS.md."""
     summaries = summarize(results, conns)
@@ -313,6 +326,16 @@ def render_results(
         parts += ["## Cost of each policy step", "", policy, ""]
     if notes:
         parts += ["## Checks", "", *[f"- {n}" for n in notes], ""]
+    if profiles:
+        parts += [
+            "## Where lmgate spends its time (py-spy)",
+            "",
+            "Sampled after the measured runs, under the same load; the speedscope files are in bench/.work/. "
+            "Own time of a function includes the system calls it makes (socket writes show up there).",
+            "",
+        ]
+        for name, text in profiles.items():
+            parts += [f"### {name}", "", "```", *profile_excerpt(text), "```", ""]
     parts += ["## Every run", "", run_table(results, conns), ""]
     statuses = [s for s in summaries.values() if s.status != "ok"]
     if statuses:

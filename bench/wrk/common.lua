@@ -25,4 +25,19 @@ function M.setup_request(body_template, default_model)
   wrk.body = string.gsub(body_template, "{MODEL}", model)
 end
 
+-- Make every request's body different (a counter after the user's message), so a cache in the
+-- gateway misses as it would on real traffic. Call after setup_request.
+function M.vary(marker)
+  local body = wrk.body
+  local s, e = string.find(body, marker, 1, true)
+  local head, tail = string.sub(body, 1, e), string.sub(body, e + 1)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000) + tonumber(string.sub(tostring({}), 8), 16))
+  local prefix = " #" .. tostring(math.random(1, 1000000000)) .. "-"
+  local n = 0
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil, head .. prefix .. n .. tail)
+  end
+end
+
 return M

@@ -68,7 +68,10 @@ def test_clean_wrk_report_is_valid() -> None:
     assert parse_wrk(clean).valid
 
 
-@pytest.mark.parametrize("kind,script", [("chat", "chat.lua"), ("stream", "stream.lua"), ("embed", "embed.lua")])
+@pytest.mark.parametrize(
+    "kind,script",
+    [("chat", "chat.lua"), ("chat", "chat-unique.lua"), ("stream", "stream.lua"), ("embed", "embed.lua")],
+)
 def test_lua_bodies_match_the_checked_request(kind: str, script: str) -> None:
     """The request checked before each run is the one wrk sends."""
     text = (BENCH / "wrk" / script).read_text()
