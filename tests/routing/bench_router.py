@@ -50,7 +50,7 @@ async def _micro(n: int) -> dict[str, float]:
     }
     c = ctx()
     d0 = dep("x")
-    for _ in range(3):  # best of 3 rounds
+    for _ in range(5):  # best of 5 rounds
         t0 = time.perf_counter()
         for _ in range(n):
             await attempt(d0)
@@ -86,6 +86,7 @@ models:
     pricing: {{input: 1, output: 2, unit: 1M tokens}}
 keys:
   - {{key: sk-bench-0000000000000000, name: bench}}
+server: {{default_cache: false, default_guard: 0}}  # every request goes through the router
 """
 
 
@@ -165,16 +166,87 @@ def _http(rounds: int, seconds: int) -> dict[str, dict[str, float]]:
     return {m: {k: statistics.median(v) for k, v in r.items()} for m, r in results.items()}
 
 
+async def _asgi_rounds(up: str, rounds: int, n: int, conc: int) -> dict[str, dict[str, float]]:
+    """Drive the Gateway's ASGI callable in-process (no server, no load generator): CPU µs of this
+    process per request, so other load on the machine disturbs it less than wall-clock numbers."""
+    from lmgate.app import Gateway
+    from lmgate.config import parse_config
+
+    gw = Gateway(parse_config(CONFIG.format(up=up)))
+    await gw.start()
+    body = (b'{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},'
+            b'{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":64,"temperature":0}')
+
+    async def one(model: bytes) -> None:
+        sent = [False]
+
+        async def receive() -> dict:
+            if not sent[0]:
+                sent[0] = True
+                return {"type": "http.request", "body": body % model, "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        status = [0]
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "query_string": b"",
+                 "headers": [(b"authorization", b"Bearer sk-bench-0000000000000000"), (b"content-type", b"application/json")]}
+        await gw(scope, receive, send)
+        if status[0] != 200:
+            raise RuntimeError(f"status {status[0]}")
+
+    async def batch(model: bytes) -> float:
+        t0 = time.process_time()
+        for _ in range(n // conc):
+            await asyncio.gather(*(one(model) for _ in range(conc)))
+        return (time.process_time() - t0) / (n // conc * conc) * 1e6
+
+    out: dict[str, list[float]] = {"one": [], "three": []}
+    for model in ("one", "three"):
+        await batch(model.encode())  # warm up
+    for _ in range(rounds):
+        for model in ("one", "three"):
+            out[model].append(await batch(model.encode()))
+    await gw.stop()
+    return {m: {"cpu_us_per_req": statistics.median(v), "min": min(v)} for m, v in out.items()}
+
+
+def _asgi(rounds: int, n: int, conc: int) -> dict[str, dict[str, float]]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from upstream import write_nginx_config  # type: ignore[import-not-found]
+
+    work = Path(tempfile.mkdtemp(prefix="lmgate-routing-bench-"))
+    port = _free_port()
+    nginx = subprocess.Popen(["nginx", "-c", str(write_nginx_config(work, port)), "-p", str(work)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(f"http://127.0.0.1:{port}/")
+        return asyncio.run(_asgi_rounds(f"http://127.0.0.1:{port}", rounds, n, conc))
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="micro: calls per case")
     ap.add_argument("--http", action="store_true", help="also measure through a gateway (needs nginx and wrk)")
+    ap.add_argument("--asgi", action="store_true", help="also measure the gateway in-process against nginx (CPU per request)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
     print(f"Router.run, trivial attempt, {args.n} calls (µs per call above a bare await):")
     for name, us in asyncio.run(_micro(args.n)).items():
         print(f"  {name:32s} {us:7.2f}")
+    if args.asgi:
+        print("\nsame-format chat, Gateway called in-process against nginx, 32 concurrent (CPU µs of this process per request):")
+        for model, row in _asgi(args.rounds * 2, 4000, 32).items():
+            print(f"  {model:6s} " + "  ".join(f"{k} {v:,.1f}" for k, v in row.items()))
     if args.http:
         print(f"\nsame-format chat through the gateway (medians of {args.rounds} interleaved rounds of {args.seconds} s):")
         res = _http(args.rounds, args.seconds)

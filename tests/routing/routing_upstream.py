@@ -1,5 +1,5 @@
-"""A tiny OpenAI-shaped upstream for what the simulator has no knob for: Azure's content-filter 400,
-and a slow stream that records the moment its client (the gateway) drops the connection."""
+"""A tiny OpenAI-shaped upstream for what the simulator does not report: a slow stream that records
+the moment its client (the gateway) drops the connection."""
 
 from __future__ import annotations
 
@@ -10,19 +10,6 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
-
-# Azure OpenAI's refusal by its content filter (HTTP 400, code content_filter, innererror ResponsibleAIPolicyViolation).
-CONTENT_FILTER_BODY = {
-    "error": {
-        "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
-        "type": None,
-        "param": "prompt",
-        "code": "content_filter",
-        "status": 400,
-        "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"violence": {"filtered": True, "severity": "high"}}},
-    }
-}
-
 
 @dataclass
 class SlowStreams:
@@ -40,9 +27,6 @@ def _chunk(i: int, model: str) -> bytes:
 
 
 def build(slow: SlowStreams) -> web.Application:
-    async def filtered(request: web.Request) -> web.Response:
-        return web.json_response(CONTENT_FILTER_BODY, status=400)
-
     async def slow_stream(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         slow.started += 1
@@ -61,7 +45,6 @@ def build(slow: SlowStreams) -> web.Application:
         return resp
 
     app = web.Application()
-    app.router.add_post("/filter/v1/chat/completions", filtered)
     app.router.add_post("/slow/v1/chat/completions", slow_stream)
     return app
 

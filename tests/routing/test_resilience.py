@@ -32,7 +32,9 @@ providers:
   cut0: {{type: openai, base_url: "{sim}/_sim/cut_after=0,id=cut0-{run}/v1", api_key: sk-sim-123456}}
   capA: {{type: openai, base_url: "{sim}/_sim/id=capA-{run}/v1", api_key: sk-sim-123456}}
   capB: {{type: openai, base_url: "{sim}/_sim/id=capB-{run}/v1", api_key: sk-sim-123456}}
-  filter: {{type: openai, base_url: "{up}/filter/v1", api_key: sk-up-123456}}
+  filter: {{type: openai, base_url: "{sim}/_sim/status=400,error=content_filter,id=filter-{run}/v1", api_key: sk-sim-123456}}
+  toolong: {{type: openai, base_url: "{sim}/_sim/status=400,error=context_length_exceeded,id=toolong-{run}/v1", api_key: sk-sim-123456}}
+  err0: {{type: openai, base_url: "{sim}/_sim/error_after=0,id=err0-{run}/v1", api_key: sk-sim-123456}}
   slow: {{type: openai, base_url: "{up}/slow/v1", api_key: sk-up-123456}}
 models:
   - name: mixed
@@ -63,6 +65,10 @@ models:
   - name: big
     deployments: [{{provider: sim, model: big-upstream-{run}}}]
     context_window: 100000
+  - name: mid
+    deployments: [{{provider: toolong, model: gpt-4o}}]
+    context_fallbacks: [big]
+    fallbacks: [plain]
   - name: strict
     deployments: [{{provider: filter, model: gpt-4o}}]
     content_filter_fallbacks: [lenient]
@@ -74,6 +80,10 @@ models:
     deployments:
       - {{provider: cut0, model: gpt-4o, name: cutter, weight: 1000}}
       - {{provider: sim, model: gpt-4o, name: whole}}
+  - name: errfirst
+    deployments:
+      - {{provider: err0, model: gpt-4o, name: erring, weight: 1000}}
+      - {{provider: sim, model: gpt-4o, name: fine}}
   - name: slowstream
     deployments: [{{provider: slow, model: gpt-4o}}]
   - name: capped
@@ -208,6 +218,9 @@ def test_fallbacks_in_order_and_headers_name_the_server(gw, client):  # type: ig
     assert [(a["deployment"], a["status"]) for a in rec.attempts] == [("bad/gpt-4o", 502), ("bad503/gpt-4o", 503), ("sim/gpt-4o-mini", 200)]
     assert rec.model == "primary" and rec.served_model == "third" and rec.status == 200
     assert rec.cost_usd > 0  # priced as the model that served it
+    r = chat(gw, "primary", "hi again", stream=True)  # streamed: the same chain, before any byte is sent
+    assert r.status_code == 200 and r.headers["x-lmgate-model"] == "third"
+    assert sse_payloads(r)[-1] == "[DONE]"
 
 
 def test_context_fallback_skips_the_small_model(gw, sim, client):  # type: ignore[no-untyped-def]
@@ -224,13 +237,20 @@ def test_context_fallback_skips_the_small_model(gw, sim, client):  # type: ignor
     assert sse_payloads(r)[-1] == "[DONE]"
 
 
+def test_context_error_from_the_upstream_goes_to_the_context_fallback(gw, client):  # type: ignore[no-untyped-def]
+    raw = client.chat.completions.with_raw_response.create(model="mid", messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers["x-lmgate-model"] == "big"  # not the ordinary fallback
+    rec = record(gw, raw.headers["x-request-id"])
+    assert [(a["status"], a["error"]) for a in rec.attempts] == [(400, "context_length_exceeded"), (200, None)]
+
+
 def test_content_filter_fallback(gw, client):  # type: ignore[no-untyped-def]
     raw = client.chat.completions.with_raw_response.create(model="strict", messages=[{"role": "user", "content": "hi"}])
     assert raw.headers["x-lmgate-model"] == "lenient"
     rec = record(gw, raw.headers["x-request-id"])
     assert [(a["status"], a["error"]) for a in rec.attempts] == [(400, "content_filter"), (200, None)]
     strict = {d["name"]: d for d in health(gw)["strict"]["deployments"]}
-    assert strict["filter/gpt-4o"]["failures"] == 0  # a client error never counts against a deployment
+    assert strict["filter/gpt-4o"]["failures"] == 0 and strict["filter/gpt-4o"]["state"] == "healthy"  # a client error never counts against a deployment
 
 
 # ---------------------------------------------------------------- streams
@@ -253,6 +273,23 @@ def test_stream_failing_before_its_first_chunk_is_retried_elsewhere(gw, sim):  #
     assert sse_payloads(r)[-1] == "[DONE]"
     rec = record(gw, r.headers["x-request-id"])
     assert [(a["deployment"], a["status"]) for a in rec.attempts] == [("cutter", 502), ("whole", 200)]
+
+
+def test_in_stream_error_after_the_first_chunk_is_an_error_event(gw):  # type: ignore[no-untyped-def]
+    r = chat(gw, "plain", "[[sim: error_after=3 tokens=40]] tell me", stream=True)
+    assert r.status_code == 200
+    payloads = sse_payloads(r)
+    assert "[DONE]" not in payloads and len(payloads) >= 2
+    assert json.loads(payloads[-1])["error"]["code"] == "upstream_error"
+    assert record(gw, r.headers["x-request-id"]).status == 502
+
+
+def test_in_stream_error_before_the_first_chunk_is_retried_elsewhere(gw):  # type: ignore[no-untyped-def]
+    r = chat(gw, "errfirst", "hi", stream=True)
+    assert r.status_code == 200 and r.headers["x-lmgate-deployment"] == "fine"
+    assert sse_payloads(r)[-1] == "[DONE]"
+    rec = record(gw, r.headers["x-request-id"])
+    assert [(a["deployment"], a["status"]) for a in rec.attempts] == [("erring", 502), ("fine", 200)]
 
 
 def test_silent_stream_is_ended_by_the_idle_timeout(gw):  # type: ignore[no-untyped-def]
