@@ -203,6 +203,10 @@ class OpenAIProvider(Provider):
         if ctype == "application/json":
             parsed = orjson.loads(body)
             text, duration = parsed.get("text", ""), parsed.get("duration")
+            if duration is None and isinstance(parsed.get("usage"), dict):  # json: usage {type: duration, seconds}
+                duration = parsed["usage"].get("seconds")
+        elif req.response_format in ("srt", "vtt"):
+            duration = _subtitle_end(text)
         return TranscriptionResponse(text=text, body=body, content_type=ctype, duration_s=duration)
 
 
@@ -245,3 +249,14 @@ def _with_messages(req: ChatRequest, messages: list) -> ChatRequest:
     from dataclasses import replace
 
     return replace(req, messages=messages, raw=None, raw_bytes=None)
+
+
+def _subtitle_end(text: str) -> float | None:
+    """The end time of the last cue of an SRT or WebVTT transcript, in seconds (for per-minute prices)."""
+    import re
+
+    stamps = re.findall(r"-->\s*(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})", text)
+    if not stamps:
+        return None
+    h, m, sec, ms = stamps[-1]
+    return int(h or 0) * 3600 + int(m) * 60 + int(sec) + int(ms.ljust(3, "0")) / 1000
