@@ -58,12 +58,15 @@ class Health:
             return True
         return False
 
-    def succeeded(self, latency_ms: float) -> None:
+    def succeeded(self, now: float, latency_ms: float, probe: bool = False) -> None:
+        """A call answered; a probe (or any call once the cooldown is over) makes it healthy again.
+        A call that started before the cooldown and ends within it does not cut it short."""
         self.successes += 1
-        self.fails.clear()
-        self.half_open = self.probing = False
-        self.cooldown_until = 0.0
         self.observe_latency(latency_ms)
+        if probe or now >= self.cooldown_until:
+            self.fails.clear()
+            self.half_open = self.probing = False
+            self.cooldown_until = 0.0
 
     def failed(self, now: float, error: str | None, retry_after: float | None = None, probe: bool = False) -> bool:
         """Count an upstream fault; returns True when it cooled the deployment down."""

@@ -230,7 +230,7 @@ class Router:
                 ctx.attempts.append(_attempt(dep, 499 if cancelled else 500, started, clock(), "client_closed" if cancelled else "internal_error"))
                 raise
             now = clock()
-            health.succeeded((now - started) * 1000)
+            health.succeeded(now, (now - started) * 1000, probe)
             record = _attempt(dep, 200, started, now, None)
             ctx.attempts.append(record)
             if hold:
@@ -455,6 +455,7 @@ def build_routes(
                 connect_timeout=d.connect_timeout or pc.connect_timeout or rc.connect_timeout,
                 idle_timeout=rc.stream_idle_timeout,
                 merge_roles=d.merge_roles,
+                max_output_tokens=info.max_output_tokens,
             )
             name = d.name or f"{d.provider}/{d.model}"
             seen[name] = seen.get(name, 0) + 1

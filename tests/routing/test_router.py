@@ -178,6 +178,17 @@ def test_only_one_probe_at_a_time() -> None:
     assert a.health.state(clock.now) == "healthy"
 
 
+def test_a_call_from_before_the_cooldown_does_not_end_it() -> None:
+    rc = RouterConfig(allowed_fails=1, cooldown_s=10)
+    a = dep("a", rc=rc)
+    r, clock = make_router([route("m", [a])], rc)
+    old = a.health.start()  # started while healthy
+    a.health.failed(clock.now, "upstream_error")  # another call fails: cooled down
+    a.health.in_flight -= 1
+    a.health.succeeded(clock.now + 1, 50.0, old)
+    assert a.health.state(clock.now + 1) == "cooling"
+
+
 def test_single_deployment_with_fallback_is_cooled_down_too() -> None:
     rc = RouterConfig(allowed_fails=2, cooldown_s=30, retries=2)
     p = dep("p", "primary", rc=rc)
