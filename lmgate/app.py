@@ -18,6 +18,8 @@ from lmgate.http.asgi import ClientDisconnected, Request, Response, Route, Route
 from lmgate.pipeline import Pipeline
 from lmgate.policy.accounting import LedgerSink, MemoryLedger
 from lmgate.policy.auth import KeyIndex, records_from_config
+from lmgate.policy.cache import CacheStep
+from lmgate.policy.guardrails.step import GuardrailStep
 from lmgate.policy.limits import LimitsStep
 from lmgate.policy.step import Step
 from lmgate.providers.base import Provider
@@ -190,6 +192,8 @@ def build_steps(gw: Gateway) -> list[Step]:
     """
     steps: list[Step] = []
     steps.append(LimitsStep())
+    steps.append(GuardrailStep.from_gateway(gw))
+    steps.append(CacheStep.from_gateway(gw))
     return steps
 
 

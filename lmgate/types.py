@@ -91,6 +91,7 @@ class Options:
     """Per-request options from the key suffix, headers and key defaults (004's userdata)."""
 
     cache: bool = True  # is_cache
+    cache_set: bool = False  # the request itself (key suffix, header) chose is_cache, not a default
     guard: int = 1  # use_guard: 0 off, 1 input, 2 input and output
     app_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # tenant fields, stored with usage

@@ -69,12 +69,13 @@ def resolve_options(
     flag = headers.get("x-lmgate-cache")
     if flag is not None:
         opts.cache = _flag(flag, "x-lmgate-cache")
+        opts.cache_set = True
     guard = headers.get("x-lmgate-guard")
     if guard is not None:
         opts.guard = _guard(guard, "x-lmgate-guard")
     cc = headers.get("cache-control")
     if cc and ("no-cache" in cc or "no-store" in cc):
-        opts.cache = False
+        opts.cache, opts.cache_set = False, True
     return opts
 
 
@@ -82,6 +83,7 @@ def _apply(opts: Options, data: dict[str, Any], where: str) -> None:
     for k, v in data.items():
         if k == "is_cache":
             opts.cache = _flag(v, f"{where} is_cache")
+            opts.cache_set = True
         elif k == "use_guard":
             opts.guard = _guard(v, f"{where} use_guard")
         elif k == "app_name":
