@@ -75,14 +75,22 @@ class _Window:
             self.stamp[i], self.requests[i], self.tokens[i] = slot, 0, 0
         return i
 
-    def totals(self, slot: int) -> tuple[int, int]:
-        oldest = slot - SLOTS
+    def totals(self, now: float) -> tuple[int, int, float, float]:
+        """Requests and tokens in the window, and seconds until the oldest of each leaves it."""
+        oldest = int(now // SLOT_S) - SLOTS
         r = t = 0
+        first_r = first_t = oldest + SLOTS + 1
+        stamp, requests, tokens = self.stamp, self.requests, self.tokens
         for i in range(SLOTS):
-            if self.stamp[i] > oldest:
-                r += self.requests[i]
-                t += self.tokens[i]
-        return r, t
+            st = stamp[i]
+            if st > oldest:
+                if requests[i]:
+                    r += requests[i]
+                    first_r = min(first_r, st)
+                if tokens[i]:
+                    t += tokens[i]
+                    first_t = min(first_t, st)
+        return r, t, (first_r + SLOTS) * SLOT_S - now, (first_t + SLOTS) * SLOT_S - now
 
     def free_after(self, now: float, counts: list[int], need: int) -> float:
         """Seconds until at least `need` of `counts` have left the window (0 if need <= 0)."""
@@ -142,9 +150,8 @@ class MemoryLimits:
         w = self._windows.get(key_id)
         if w is None:
             w = self._windows[key_id] = _Window()
-        used_r, used_t = w.totals(int(now // SLOT_S))
-        reset_r = w.free_after(now, w.requests, 1)
-        reset_t = w.free_after(now, w.tokens, 1)
+        used_r, used_t, reset_r, reset_t = w.totals(now)
+        reset_r, reset_t = min(reset_r, WINDOW_S), min(reset_t, WINDOW_S)
         if rpm is not None and used_r >= rpm:
             wait = w.free_after(now, w.requests, used_r - rpm + 1)
             return RateState(False, rpm, tpm, used_r, used_t, reset_r, reset_t, wait, f"{rpm} requests per minute")
@@ -154,10 +161,6 @@ class MemoryLimits:
             wait = w.free_after(now, w.tokens, used_t + tokens - tpm)
             return RateState(False, rpm, tpm, used_r, used_t, reset_r, reset_t, wait, f"{tpm} tokens per minute")
         w.add(now, 1, tokens)
-        if not reset_r:
-            reset_r = WINDOW_S
-        if tokens and not reset_t:
-            reset_t = WINDOW_S
         return RateState(True, rpm, tpm, used_r + 1, used_t + tokens, reset_r, reset_t)
 
     async def adjust_tokens(self, key_id: str, at: float, delta: int) -> None:
@@ -242,7 +245,7 @@ class LimitsStep(Step):
         if key is None or (key.rpm is None and key.tpm is None and key.budget_usd is None):
             return None
         now = self.clock()
-        prompt = _prompt_tokens(req)
+        prompt = _prompt_tokens(req) if key.tpm is not None or key.budget_usd is not None else 0
         tokens = prompt if key.tpm is not None else 0
         ticket = _Ticket(key.id, now)
         if key.budget_usd is not None:

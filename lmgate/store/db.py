@@ -41,7 +41,7 @@ def redact_url(url: str) -> str:
         return url.split("@")[-1]
 
 
-def _json(value: Any) -> str:
+def to_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
@@ -51,14 +51,14 @@ def create_engine(url: str) -> Engine:
         memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = sa.create_engine(
             url,
-            json_serializer=_json,
+            json_serializer=to_json,
             json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False},
             **({"poolclass": StaticPool} if memory else {}),
         )
         _sqlite_transactions(engine, wal=not memory)
         return engine
-    return sa.create_engine(url, json_serializer=_json, json_deserializer=orjson.loads, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    return sa.create_engine(url, json_serializer=to_json, json_deserializer=orjson.loads, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
 
 def _sqlite_transactions(engine: Engine, wal: bool) -> None:

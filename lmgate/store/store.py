@@ -17,7 +17,7 @@ from lmgate.errors import BadRequest, NotFound
 from lmgate.policy.auth import hash_key
 from lmgate.policy.periods import TOTAL, period_ids
 from lmgate.store import schema as s
-from lmgate.store.db import create_engine, reading, redact_url, upsert, writing
+from lmgate.store.db import create_engine, reading, redact_url, to_json, upsert, writing
 from lmgate.store.keyspec import HINT_CHARS, KeyCreate, KeyRow, new_key_id, new_raw_key
 from lmgate.store.migrations import migrate
 from lmgate.types import UsageRecord
@@ -40,9 +40,7 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
-        self._usage_insert = (
-            upsert(self.engine, s.usage_ledger).on_conflict_do_nothing(index_elements=["request_id"]).returning(s.usage_ledger.c.request_id)
-        )
+        self._usage_insert, self._usage_existing = _usage_sql(self.dialect, self.engine.dialect.identifier_preparer.quote)
         ins = upsert(self.engine, s.key_spend)
         self._spend_upsert = ins.on_conflict_do_update(
             index_elements=["key_id", "period"],
@@ -168,19 +166,31 @@ class Store:
     def write_usage(self, records: Sequence[UsageRecord]) -> int:
         """Insert records (a request id already present is skipped) and add their cost to the
         spend table, in one transaction; returns how many were new. Safe to repeat after a
-        failure whose commit may or may not have happened."""
+        failure whose commit may or may not have happened.
+
+        Rows go straight to the driver's executemany (no per-row SQLAlchemy processing): this is
+        the ledger's hot loop. Which ids are new is read first, inside the write transaction
+        (SQLite holds its write lock from BEGIN IMMEDIATE; on PostgreSQL only this writer thread
+        writes a given request id), and ON CONFLICT DO NOTHING stays as the final guard.
+        """
         unique: dict[str, UsageRecord] = {}
         for r in records:
             unique.setdefault(r.request_id, r)
         if not unique:
             return 0
-        rows = [_usage_row(r) for r in unique.values()]
         now = time.time()
         with writing(self.engine) as conn:
-            inserted = set(conn.execute(self._usage_insert, rows).scalars().all())
+            ids = list(unique)
+            if self.dialect == "postgresql":
+                found = conn.exec_driver_sql(self._usage_existing, (ids,)).scalars().all()
+            else:
+                found = conn.exec_driver_sql(self._usage_existing.format(marks=",".join("?" * len(ids))), tuple(ids)).scalars().all()
+            new = [r for rid, r in unique.items() if rid not in set(found)]
+            if not new:
+                return 0
+            conn.exec_driver_sql(self._usage_insert, [_usage_row(r) for r in new])
             spend: dict[tuple[str, str], list[float]] = {}
-            for rid in inserted:
-                r = unique[rid]
+            for r in new:
                 if r.key_id is None:
                     continue
                 for period in period_ids(r.ts):
@@ -195,7 +205,7 @@ class Store:
                         for (k, p), (usd, n) in sorted(spend.items())  # one lock order for every writer
                     ],
                 )
-        return len(inserted)
+        return len(new)
 
     def load_spend(self, now: float) -> dict[str, dict[str, float]]:
         """Spend per key for the periods containing `now`: {key_id: {"total"|"d..."|"m...": usd}}."""
@@ -225,34 +235,50 @@ def _row(m: Any) -> KeyRow:
     return KeyRow(**{name: m[name] for name in _KEY_COLUMNS})
 
 
-def _usage_row(r: UsageRecord) -> dict[str, Any]:
-    return {
-        "request_id": r.request_id,
-        "ts": r.ts,
-        "day": time.strftime("%Y-%m-%d", time.gmtime(r.ts)),
-        "key_id": r.key_id,
-        "key_name": r.key_name,
-        "surface": r.surface,
-        "endpoint": r.endpoint,
-        "model": r.model,
-        "served_model": r.served_model,
-        "deployment": r.deployment,
-        "provider": r.provider,
-        "status": r.status,
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "cached_tokens": r.cached_tokens,
-        "reasoning_tokens": r.reasoning_tokens,
-        "cost_usd": r.cost_usd,
-        "latency_ms": r.latency_ms,
-        "ttft_ms": r.ttft_ms,
-        "stream": r.stream,
-        "cache_hit": r.cache_hit,
-        "cache_saved_usd": r.cache_saved_usd,
-        "error_code": r.error_code,
-        "app_name": r.app_name,
-        "options": r.options,
-        "metadata": r.metadata,
-        "attempts": r.attempts,
-        "guardrails": r.guardrails,
-    }
+_JSON_COLUMNS = frozenset({"options", "metadata", "attempts", "guardrails"})
+_USAGE_COLUMNS = [c.name for c in s.usage_ledger.columns]
+
+
+def _usage_sql(dialect: str, quote: Any) -> tuple[str, str]:
+    """The ledger's INSERT (for executemany) and its "which of these ids exist" query."""
+    cols = ", ".join(quote(c) for c in _USAGE_COLUMNS)
+    if dialect == "postgresql":
+        marks = ", ".join("%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in _USAGE_COLUMNS)
+        insert = f"INSERT INTO usage_ledger ({cols}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
+        return insert, "SELECT request_id FROM usage_ledger WHERE request_id = ANY(%s)"
+    marks = ", ".join("?" for _ in _USAGE_COLUMNS)
+    return f"INSERT OR IGNORE INTO usage_ledger ({cols}) VALUES ({marks})", "SELECT request_id FROM usage_ledger WHERE request_id IN ({marks})"
+
+
+def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
+    """One ledger row in _USAGE_COLUMNS order, JSON columns serialised."""
+    return (
+        r.request_id,
+        r.ts,
+        time.strftime("%Y-%m-%d", time.gmtime(r.ts)),
+        r.key_id,
+        r.key_name,
+        r.surface,
+        r.endpoint,
+        r.model,
+        r.served_model,
+        r.deployment,
+        r.provider,
+        r.status,
+        r.input_tokens,
+        r.output_tokens,
+        r.cached_tokens,
+        r.reasoning_tokens,
+        r.cost_usd,
+        r.latency_ms,
+        r.ttft_ms,
+        bool(r.stream),
+        bool(r.cache_hit),
+        r.cache_saved_usd,
+        r.error_code,
+        r.app_name,
+        to_json(r.options),
+        to_json(r.metadata),
+        to_json(r.attempts),
+        to_json(r.guardrails),
+    )
