@@ -46,6 +46,7 @@ class Provider:
     # Media kinds the upstream takes as http(s) URLs; URLs of other kinds are fetched by lmgate
     # (providers/media.py) and arrive as bytes.
     media_urls: ClassVar[frozenset[str]] = frozenset()
+    media_url_hosts: ClassVar[frozenset[str]] = frozenset()  # hosts whose URLs it takes for any kind
 
     def __init__(self, name: str, config: ProviderConfig, http: HttpPool) -> None:
         self.name = name

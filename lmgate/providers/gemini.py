@@ -8,6 +8,7 @@ and are mapped here by their status name.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from typing import Any, AsyncIterator
@@ -55,6 +56,9 @@ _AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KE
 class GeminiProvider(Provider):
     type = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com"
+    # fileData URIs Gemini reads itself: its Files API (which needs its own key) and YouTube videos;
+    # any other URL is fetched by lmgate and sent as inlineData.
+    media_url_hosts = frozenset({"generativelanguage.googleapis.com", "www.youtube.com", "youtube.com", "m.youtube.com", "youtu.be"})
     api_version = "v1beta"
 
     def __init__(self, name: str, config: ProviderConfig, http_pool: HttpPool) -> None:
@@ -109,7 +113,9 @@ class GeminiProvider(Provider):
         self._check_blocked(body)
         if not body.get("candidates"):
             raise UpstreamBadResponse(f"provider {self.name} answered without candidates")
-        return codec.parse_generate_response(body)
+        resp = codec.parse_generate_response(body)
+        resp.id = resp.id or _answer_id()
+        return resp
 
     async def stream(self, req: ChatRequest, call: Call) -> AsyncIterator[StreamEvent]:
         resp = await self._post(call, ":streamGenerateContent?alt=sse", self.generate_body(req), stream=True)
@@ -124,7 +130,7 @@ class GeminiProvider(Provider):
             if not started:
                 self._check_blocked(chunk)
                 started = True
-                yield StreamStart(str(chunk.get("responseId") or ""), str(chunk.get("modelVersion") or call.model), int(time.time()))
+                yield StreamStart(str(chunk.get("responseId") or _answer_id()), str(chunk.get("modelVersion") or call.model), int(time.time()))
             events = decoder.events(chunk)
             data = orjson.dumps(chunk) if b"functionCall" in ev.data or b"function_call" in ev.data else ev.data
             yield RawChunk(codec.FORMAT, data, events)
@@ -198,6 +204,11 @@ def parse_error(status: int, body: bytes, headers: Any) -> UpstreamFailure:
     elif mapped == 400 and _TOKEN_LIMIT.search(message):
         code = "context_length_exceeded"
     return UpstreamFailure(mapped, message, code, retry)
+
+
+def _answer_id() -> str:
+    """An id for an answer whose upstream gave none (older Gemini versions send no responseId)."""
+    return "gen-" + os.urandom(12).hex()
 
 
 def _loads(data: bytes, provider: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ The stable API (also for the Bedrock and Anthropic providers):
     media = MediaService(policy)                    # one per gateway; `await media.close()` at shutdown
     await media.check_url(url)                      # refuse what lmgate would not fetch (400), no fetch
     got = await media.fetch(url, kind="image")      # Fetched(data, media_type, url): bytes after checks
-    req = await media.prepare(req, info, url_kinds) # what the pipeline calls before the modality check
+    req = await media.prepare(req, info, url_kinds_of(providers))  # the pipeline, before the modality check
     got = await fetch_media(url, kind, policy)      # one-off fetch with a throw-away session
 
 The pipeline calls `prepare` for every chat request with media, so a provider normally receives
@@ -80,13 +80,35 @@ class Fetched:
     url: str  # where the bytes came from, after redirects
 
 
-def url_kinds_of(providers: Iterable[object]) -> frozenset[str]:
-    """Kinds every given provider accepts as http(s) URLs (the others must receive bytes)."""
+@dataclass(frozen=True, slots=True)
+class UrlAcceptance:
+    """Which http(s) URLs every candidate upstream takes as they are; the others are fetched."""
+
+    kinds: frozenset[str] = frozenset()  # media kinds taken as URLs (OpenAI: images)
+    hosts: frozenset[str] = frozenset()  # hosts taken for any kind (Gemini: its Files API, YouTube)
+
+    def accepts(self, kind: str, url: str) -> bool:
+        if kind in self.kinds:
+            return True
+        if not self.hosts:
+            return False
+        try:
+            host = (yarl.URL(url).host or "").lower()
+        except (ValueError, TypeError):
+            return False
+        return host in self.hosts
+
+
+def url_kinds_of(providers: Iterable[object]) -> UrlAcceptance:
+    """The URLs every given provider takes itself (`Provider.media_urls`, `media_url_hosts`)."""
     kinds: frozenset[str] | None = None
+    hosts: frozenset[str] | None = None
     for p in providers:
-        accepted = frozenset(getattr(p, "media_urls", frozenset()))
-        kinds = accepted if kinds is None else kinds & accepted
-    return kinds or frozenset()
+        k = frozenset(getattr(p, "media_urls", frozenset()))
+        h = frozenset(getattr(p, "media_url_hosts", frozenset()))
+        kinds = k if kinds is None else kinds & k
+        hosts = h if hosts is None else hosts & h
+    return UrlAcceptance(kinds or frozenset(), hosts or frozenset())
 
 
 class MediaService:
@@ -187,7 +209,7 @@ class MediaService:
 
     # ---------------------------------------------------------------- requests
 
-    async def prepare(self, req: ChatRequest, info: object, url_kinds: frozenset[str]) -> ChatRequest:
+    async def prepare(self, req: ChatRequest, info: object, url_kinds: UrlAcceptance | frozenset[str]) -> ChatRequest:
         """Check every URL, fetch those the upstream cannot take, and extract PDFs for models
         without document input (unless the policy refuses). Returns `req` itself when nothing
         changed, else a copy without the same-format fast path."""
@@ -212,10 +234,11 @@ class MediaService:
             return req
         return dataclasses.replace(req, messages=messages, raw=None, raw_bytes=None)
 
-    async def _part(self, p: MediaPart, modalities: frozenset[str], url_kinds: frozenset[str]) -> Part:
+    async def _part(self, p: MediaPart, modalities: frozenset[str], url_kinds: UrlAcceptance | frozenset[str]) -> Part:
         to_text = p.kind == "document" and "document" not in modalities and self.policy.pdf_fallback == "extract"
         if p.url is not None and p.data is None and p.url.startswith(("http://", "https://")):
-            if not to_text and p.kind in url_kinds:
+            taken = url_kinds.accepts(p.kind, p.url) if isinstance(url_kinds, UrlAcceptance) else p.kind in url_kinds
+            if not to_text and taken:
                 await self.check_url(p.url, p.kind)
                 return p
             got = await self.fetch(p.url, p.kind)

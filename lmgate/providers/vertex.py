@@ -27,6 +27,7 @@ _PREDICT_BATCH = 250
 class VertexProvider(GeminiProvider):
     type = "vertex"
     api_version = "v1"
+    media_url_hosts = frozenset({"storage.googleapis.com", "www.youtube.com", "youtube.com", "m.youtube.com", "youtu.be"})
 
     def __init__(self, name: str, config: ProviderConfig, http_pool: HttpPool) -> None:
         info = load_service_account(config.credentials_json, config.credentials_file)

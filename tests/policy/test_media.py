@@ -265,3 +265,21 @@ media: {{pdf_fallback: refuse}}
 
 def test_errors_are_gateway_errors():
     assert issubclass(PayloadTooLarge, GatewayError) and PayloadTooLarge("x", code="media_too_large").status == 413
+
+
+async def test_urls_an_upstream_reads_itself_are_passed_on():
+    from lmgate.providers.gemini import GeminiProvider
+    from lmgate.providers.media import url_kinds_of
+    from lmgate.providers.openai import OpenAIProvider
+
+    gemini_only = url_kinds_of([GeminiProvider])
+    both = url_kinds_of([GeminiProvider, OpenAIProvider])
+    files_uri = "https://generativelanguage.googleapis.com/v1beta/files/abc123"
+    assert gemini_only.accepts("document", files_uri) and gemini_only.accepts("video", "https://www.youtube.com/watch?v=x")
+    assert not gemini_only.accepts("image", "https://img.example/cat.png")
+    assert not both.accepts("document", files_uri) and both.accepts("image", "https://img.example/cat.png") is False
+    assert url_kinds_of([OpenAIProvider]).accepts("image", "https://img.example/cat.png")
+    service = MediaService()
+    req = _req(MediaPart("document", media_type="application/pdf", url=files_uri))
+    assert await service.prepare(req, ModelInfo("g", modalities=frozenset({"text", "document"})), gemini_only) is req
+    await service.close()
