@@ -191,7 +191,7 @@ def build_steps(gw: Gateway) -> list[Step]:
     on what would really be sent), then the cache. One line per step.
     """
     steps: list[Step] = []
-    steps.append(LimitsStep())
+    steps.append(LimitsStep(routes=gw.router.routes))
     steps.append(GuardrailStep.from_gateway(gw))
     steps.append(CacheStep.from_gateway(gw))
     return steps

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from lmgate.catalog.catalog import ModelInfo, reservation_usd
 from lmgate.catalog.tokens import estimate_chat_tokens, estimate_embedding_tokens
@@ -236,9 +236,13 @@ class _Ticket:
 class LimitsStep(Step):
     name = "limits"
 
-    def __init__(self, backend: LimitBackend | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, backend: LimitBackend | None = None, clock: Callable[[], float] = time.time, routes: Mapping[str, Any] | None = None
+    ) -> None:
         self.backend: LimitBackend = backend if backend is not None else MemoryLimits()
         self.clock = clock
+        self.routes = routes  # the router's routes, to reserve for the dearest model a fallback may reach
+        self._reach: dict[str, tuple[ModelInfo, ...]] = {}
 
     async def before(self, ctx: RequestContext, req: Any, route: Any) -> Any | None:
         key = ctx.key
@@ -249,7 +253,7 @@ class LimitsStep(Step):
         tokens = prompt if key.tpm is not None else 0
         ticket = _Ticket(key.id, now)
         if key.budget_usd is not None:
-            amount = _reservation(route.info, req, prompt)
+            amount = max(_reservation(info, req, prompt) for info in self._infos(route))
             seen = await self.backend.reserve(key.id, key.budget_period, key.budget_usd, amount, now)
             if seen is None:
                 raise _over_budget(key, self.backend.spent(key.id, key.budget_period, now), now)
@@ -280,6 +284,21 @@ class LimitsStep(Step):
             await self.backend.adjust_tokens(ticket.key_id, ticket.at, real - ticket.tokens)
         if ticket.reserved is not None:
             await self.backend.settle(ticket.key_id, ticket.reserved, outcome.cost_usd, ctx.started_wall)
+
+
+    def _infos(self, route: Any) -> tuple[ModelInfo, ...]:
+        """The model asked for and every fallback it may be served by (fallbacks, context and
+        content-filter fallbacks), so the reservation covers the dearest of them."""
+        found = self._reach.get(route.name)
+        if found is None:
+            infos = [route.info]
+            if self.routes is not None:
+                for name in (*route.fallbacks, *route.context_fallbacks, *route.content_filter_fallbacks):
+                    other = self.routes.get(name)
+                    if other is not None and other.info not in infos:
+                        infos.append(other.info)
+            found = self._reach[route.name] = tuple(infos)
+        return found
 
 
 def _prompt_tokens(req: Any) -> int:

@@ -29,10 +29,12 @@ class Clock:
 
 
 class Route:
-    def __init__(self) -> None:
+    def __init__(self, name: str = "m", price: float = 1000, fallbacks: tuple[str, ...] = ()) -> None:
         from lmgate.catalog.catalog import ModelInfo, Price
 
-        self.info = ModelInfo(name="m", price=Price(input=1000, output=1000), max_output_tokens=100)
+        self.name = name
+        self.info = ModelInfo(name=name, price=Price(input=price, output=price), max_output_tokens=100)
+        self.fallbacks, self.context_fallbacks, self.content_filter_fallbacks = list(fallbacks), [], []
 
 
 def ctx_for(key: KeyRecord, now: float = T0) -> RequestContext:
@@ -108,6 +110,15 @@ async def test_the_step_reserves_before_and_settles_in_finish() -> None:
     # a key without limits is not touched
     free = ctx_for(KeyRecord("f", "free", "h2"))
     assert await step.before(free, request(), Route()) is None and free.reservation is None and not free.response_headers
+
+
+async def test_the_reservation_covers_the_dearest_fallback() -> None:
+    routes = {"cheap": Route("cheap", 1, ("dear",)), "dear": Route("dear", 5000)}
+    step = LimitsStep(routes=routes)
+    ctx = ctx_for(KeyRecord("k", "alice", "h", budget_usd=100.0))
+    await step.before(ctx, request(), routes["cheap"])
+    backend: MemoryLimits = step.backend  # type: ignore[assignment]
+    assert backend.reserved("k") == pytest.approx((estimate_chat_tokens(request()) + 10) * 0.005)
 
 
 async def test_refusals_carry_headers_and_release_what_they_reserved() -> None:
