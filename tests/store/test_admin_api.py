@@ -213,3 +213,22 @@ def test_usage_report_over_http(store_gateway: Any, db_url: str) -> None:
     assert r.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(r.text)))
     assert {row["key"]: row["requests"] for row in table} == {"alice": "3", "static": "1"}
+
+
+def test_two_instances_on_one_postgres_database_share_keys_and_ledger(store_gateway: Any, pg_url: str) -> None:
+    a = store_gateway(pg_url).base_url
+    b = store_gateway(pg_url).base_url
+    raw = requests.post(f"{a}/admin/keys", json={"name": "shared"}, headers=ADMIN, timeout=10).json()["key"]
+    deadline = time.monotonic() + 5
+    while chat(b, raw).status_code != 200:  # B learns of the key by polling, within about half a second
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert chat(a, raw).status_code == 200
+    requests.delete(f"{a}/admin/keys/shared", headers=ADMIN, timeout=10)
+    assert chat(a, raw).status_code == 401
+    started = time.monotonic()
+    while chat(b, raw).status_code != 401:
+        assert time.monotonic() - started < 5
+        time.sleep(0.02)
+    rows = wait_rows(a, 2, group_by="key")
+    assert rows[0]["key"] == "shared" and rows[0]["requests"] >= 2  # both instances' records in one ledger
