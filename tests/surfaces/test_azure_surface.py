@@ -22,6 +22,8 @@ CONFIG = """
 providers:
   oa: {{type: openai, base_url: "{sim}/v1", api_key: "sk-upstream-123456"}}
   gem: {{type: gemini, base_url: "{sim}", api_key: "gem-upstream-123456"}}
+  an: {{type: anthropic, base_url: "{sim}", api_key: "sk-ant-upstream-123456"}}
+  co: {{type: cohere, base_url: "{sim}", api_key: "co-upstream-123456"}}
 models:
   - name: gpt-4o-mini
     deployments: [{{provider: {chat}, model: {chat_model}}}]
@@ -31,7 +33,7 @@ models:
     deployments: [{{provider: {chat}, model: {chat_model}}}]
   - name: text-embedding-ada-002
     kind: embedding
-    deployments: [{{provider: {chat}, model: {embed_model}}}]
+    deployments: [{{provider: {embed}, model: {embed_model}}}]
   - name: dall-e-3
     deployments: [{{provider: oa, model: dall-e-3}}]
   - name: whisper
@@ -40,8 +42,9 @@ keys:
   - {{key: {key}, name: main}}
 """
 BACKENDS = {
-    "openai": {"chat": "oa", "chat_model": "gpt-4o-mini", "embed_model": "text-embedding-ada-002"},
-    "gemini": {"chat": "gem", "chat_model": "gemini-2.5-flash", "embed_model": "text-embedding-004"},
+    "openai": {"chat": "oa", "chat_model": "gpt-4o-mini", "embed": "oa", "embed_model": "text-embedding-ada-002"},
+    "gemini": {"chat": "gem", "chat_model": "gemini-2.5-flash", "embed": "gem", "embed_model": "text-embedding-004"},
+    "anthropic": {"chat": "an", "chat_model": "claude-3-haiku-20240307", "embed": "co", "embed_model": "embed-english-v3.0"},
 }
 
 
@@ -60,7 +63,7 @@ def client(gw):  # type: ignore[no-untyped-def]
 
 
 def _upstream(gw, sim) -> dict:  # type: ignore[no-untyped-def]
-    path = "/v1/chat/completions" if gw.backend == "openai" else ":generateContent"
+    path = {"openai": "/v1/chat/completions", "gemini": ":generateContent", "anthropic": "/v1/messages"}[gw.backend]
     return sim.requests(path)[-1]
 
 
@@ -71,8 +74,10 @@ def test_chat_snippet(gw, client, sim):  # type: ignore[no-untyped-def]
     sent = _upstream(gw, sim)["body"]
     if gw.backend == "openai":
         assert sent["temperature"] == 0.7 and sent["model"] == "gpt-4o-mini"
-    else:
+    elif gw.backend == "gemini":
         assert sent["generationConfig"]["temperature"] == 0.7 and sent["contents"][0]["parts"] == [{"text": "Hello World"}]
+    else:
+        assert sent["temperature"] == 0.7 and sent["model"] == "claude-3-haiku-20240307" and sent["max_tokens"] > 0
 
 
 def test_stream(client):  # type: ignore[no-untyped-def]

@@ -20,6 +20,8 @@ CONFIG = """
 providers:
   oa: {{type: openai, base_url: "{sim}/v1", api_key: "sk-upstream-123456"}}
   gem: {{type: gemini, base_url: "{sim}", api_key: "gem-upstream-123456"}}
+  an: {{type: anthropic, base_url: "{sim}", api_key: "sk-ant-upstream-123456"}}
+  co: {{type: cohere, base_url: "{sim}", api_key: "co-upstream-123456"}}
 models:
   - name: gemini-1.5-pro
     deployments: [{{provider: {chat}, model: {chat_model}}}]
@@ -27,13 +29,14 @@ models:
     deployments: [{{provider: {chat}, model: {chat_model}}}]
   - name: text-embedding-004
     kind: embedding
-    deployments: [{{provider: {chat}, model: {embed_model}}}]
+    deployments: [{{provider: {embed}, model: {embed_model}}}]
 keys:
   - {{key: {key}, name: main}}
 """
 BACKENDS = {
-    "gemini": {"chat": "gem", "chat_model": "gemini-2.5-flash", "embed_model": "text-embedding-004"},
-    "openai": {"chat": "oa", "chat_model": "gpt-4o-mini", "embed_model": "text-embedding-3-small"},
+    "gemini": {"chat": "gem", "chat_model": "gemini-2.5-flash", "embed": "gem", "embed_model": "text-embedding-004"},
+    "openai": {"chat": "oa", "chat_model": "gpt-4o-mini", "embed": "oa", "embed_model": "text-embedding-3-small"},
+    "anthropic": {"chat": "an", "chat_model": "claude-3-haiku-20240307", "embed": "co", "embed_model": "embed-english-v3.0"},
 }
 
 
@@ -53,7 +56,7 @@ def client(gw):  # type: ignore[no-untyped-def]
 def _upstream(gw, sim, stream: bool = False) -> dict:  # type: ignore[no-untyped-def]
     if gw.backend == "gemini":
         return sim.requests(":streamGenerateContent" if stream else ":generateContent")[-1]
-    return sim.requests("/v1/chat/completions")[-1]
+    return sim.requests("/v1/messages" if gw.backend == "anthropic" else "/v1/chat/completions")[-1]
 
 
 # ---------------------------------------------------------------- 004's requests snippets
