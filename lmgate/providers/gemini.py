@@ -35,6 +35,7 @@ from lmgate.types import (
 )
 from lmgate.wire import gemini as codec
 from lmgate.wire import gemini_embed as embed_codec
+from lmgate.wire import gemini_response as answers
 from lmgate.wire.gemini_stream import StreamDecoder
 from lmgate.wire.sse import decode_sse
 
@@ -113,7 +114,7 @@ class GeminiProvider(Provider):
         self._check_blocked(body)
         if not body.get("candidates"):
             raise UpstreamBadResponse(f"provider {self.name} answered without candidates")
-        resp = codec.parse_generate_response(body)
+        resp = answers.parse_generate_response(body)
         resp.id = resp.id or _answer_id()
         return resp
 
@@ -141,7 +142,7 @@ class GeminiProvider(Provider):
         yield StreamUsage(decoder.usage or Usage())
 
     def _check_blocked(self, body: dict[str, Any]) -> None:
-        reason = codec.blocked_reason(body)
+        reason = answers.blocked_reason(body)
         if reason:
             raise ContentFiltered(f"the upstream's safety filter blocked the prompt ({reason})")
 

@@ -20,6 +20,7 @@ from lmgate.policy.auth import check_model_allowed
 from lmgate.surfaces.base import Services, answer_headers, bearer
 from lmgate.wire import gemini as codec
 from lmgate.wire import gemini_embed as embed_codec
+from lmgate.wire import gemini_response as answers
 from lmgate.wire.gemini_stream import ChunkRenderer
 
 NAME = "gemini"
@@ -33,7 +34,7 @@ def key_of(request: Request) -> str | None:
 
 
 def render_error(exc: GatewayError, request_id: str) -> Response:
-    body = codec.error_body(exc.status, exc.message, exc.code)
+    body = answers.error_body(exc.status, exc.message, exc.code)
     return Response(exc.status, orjson.dumps(body), {"x-request-id": request_id, **exc.headers})
 
 
@@ -76,7 +77,7 @@ def routes(s: Services) -> list[Route]:
                 _frames(events, renderer), headers=answer_headers(ctx, None), content_type="text/event-stream" if sse else "application/json"
             )
         resp = await s.pipeline.chat(ctx, req)
-        return Response(200, orjson.dumps(codec.render_generate_response(resp, model)), answer_headers(ctx, resp.cost_usd))
+        return Response(200, orjson.dumps(answers.render_generate_response(resp, model)), answer_headers(ctx, resp.cost_usd))
 
     async def generate_content(request: Request) -> Response | StreamingResponse:
         return await generate(request, False)

@@ -24,9 +24,8 @@ from lmgate.types import (
     Usage,
 )
 from lmgate.wire import registry
-from lmgate.wire.gemini import FORMAT, CallIds, error_body, finish_in, g, parse_usage, render_usage
-
-_FINISH_OUT = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY", "error": "OTHER"}
+from lmgate.wire.gemini import FORMAT, CallIds, g
+from lmgate.wire.gemini_response import error_body, finish_in, finish_out, parse_usage, render_usage
 
 
 class StreamDecoder:
@@ -171,7 +170,7 @@ class ChunkRenderer:
             cand: dict[str, Any] = {"content": {"role": "model", "parts": parts or [{"text": ""}]}, "index": idx}
             reason = self._finish.get(idx)
             if reason:
-                cand["finishReason"] = _FINISH_OUT.get(reason, "STOP")
+                cand["finishReason"] = finish_out(reason)
             candidates.append(cand)
         self._calls.clear()
         self._finish.clear()

@@ -29,6 +29,7 @@ from lmgate.types import (
 )
 from lmgate.wire import gemini as codec
 from lmgate.wire import gemini_embed as embed
+from lmgate.wire import gemini_response as answers
 from lmgate.wire.accumulate import Accumulator
 from lmgate.wire.gemini_schema import from_gemini_schema, to_gemini_schema
 from lmgate.wire.gemini_stream import ChunkRenderer, StreamDecoder, decode_chunk
@@ -161,7 +162,7 @@ def test_parse_response_mints_ids_into_the_body_and_maps_finish_and_usage():
         "modelVersion": "gemini-2.5-flash",
         "responseId": "r1",
     }
-    resp = codec.parse_generate_response(body)
+    resp = answers.parse_generate_response(body)
     choice = resp.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.text() == "ok "
     call = choice.message.tool_calls[0]
@@ -177,17 +178,17 @@ def test_parse_response_mints_ids_into_the_body_and_maps_finish_and_usage():
 )
 def test_finish_reasons(reason, expected):
     body = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}
-    assert codec.parse_generate_response(body).choices[0].finish_reason == expected
+    assert answers.parse_generate_response(body).choices[0].finish_reason == expected
 
 
 def test_blocked_prompt():
-    assert codec.blocked_reason({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {}}) == "PROHIBITED_CONTENT"
-    assert codec.blocked_reason({"candidates": [{}], "promptFeedback": {"blockReason": "SAFETY"}}) is None
+    assert answers.blocked_reason({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {}}) == "PROHIBITED_CONTENT"
+    assert answers.blocked_reason({"candidates": [{}], "promptFeedback": {"blockReason": "SAFETY"}}) is None
 
 
 def test_render_response_for_the_gemini_surface():
     resp = ChatResponse("id1", "gpt-4o", 0, [Choice(0, Message("assistant", [], [ToolCall("call_1", "f", '{"a": 1}')]), "tool_calls")], Usage(7, 5, reasoning_tokens=2))
-    out = codec.render_generate_response(resp, "gpt-4o")
+    out = answers.render_generate_response(resp, "gpt-4o")
     cand = out["candidates"][0]
     assert cand["content"]["parts"] == [{"functionCall": {"id": "call_1", "name": "f", "args": {"a": 1}}}]
     assert cand["finishReason"] == "STOP"
