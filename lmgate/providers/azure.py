@@ -66,12 +66,11 @@ class AzureProvider(OpenAIProvider):
 
 
 def _annotation_only(data: bytes) -> bool:
-    """A frame that carries only Azure's prompt/content filter annotations, no choice and no usage."""
-    if b'"choices":[]' not in data and b'"choices": []' not in data:
+    """A frame that carries only Azure's filter annotations (the prompt's, before the answer, or
+    the asynchronous filter's offsets): no delta and no usage."""
+    if b'"usage":{' in data or b'"usage": {' in data or b'"delta"' in data:
         return False
-    if b'"usage":{' in data or b'"usage": {' in data:
-        return False
-    return b"filter_results" in data or b'"id":""' in data or b'"id": ""' in data
+    return b"filter_results" in data or b"filter_offsets" in data or b'"choices":[]' in data or b'"choices": []' in data
 
 
 def _start_from(ev: StreamEvent, held: StreamStart) -> StreamStart:

@@ -101,6 +101,8 @@ class GeminiProvider(Provider):
     def generate_body(self, req: ChatRequest) -> bytes:
         """Same-format fast path: the Gemini client's body as it came; else rendered."""
         if req.raw is not None and req.raw_format == codec.FORMAT:
+            if "model" in req.raw:  # the client's model name is not necessarily the upstream's
+                return orjson.dumps({k: v for k, v in req.raw.items() if k != "model"})
             return req.raw_bytes if req.raw_bytes is not None else orjson.dumps(req.raw)
         return orjson.dumps(codec.render_generate_request(req))
 

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 import orjson
 
 from lmgate.catalog.tokens import estimate_chat_tokens
-from lmgate.errors import BadRequest, GatewayError
+from lmgate.errors import GatewayError, UpstreamBadResponse
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
 from lmgate.policy.auth import check_model_allowed
 from lmgate.surfaces.base import Services, answer_headers, bearer
@@ -106,7 +106,7 @@ def routes(s: Services) -> list[Route]:
         req = embed_codec.parse_embed_request(await s.json_body(request), model, batch)
         resp = await s.pipeline.embed(ctx, req)
         if len(resp.vectors) != len(req.inputs):
-            raise BadRequest("the upstream returned a different number of embeddings than inputs", code="upstream_bad_response")
+            raise UpstreamBadResponse("the upstream returned a different number of embeddings than inputs")
         return Response(200, orjson.dumps(embed_codec.render_embed_response(resp, batch)), answer_headers(ctx, resp.cost_usd))
 
     async def embed_content(request: Request) -> Response:

@@ -229,3 +229,12 @@ def test_whisper_formats(gw, sim, fmt):  # type: ignore[no-untyped-def]
         assert float(r.headers["x-lmgate-cost"]) > 0
     sent = _last(sim, "/openai/deployments/whisper-dep/audio/transcriptions")
     assert sent["query"]["api-version"] == "2024-10-21" and sent["headers"]["api-key"] == SECRET
+
+
+def test_annotation_frames_are_recognised():
+    from lmgate.providers.azure import _annotation_only
+
+    assert _annotation_only(b'{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0}]}')
+    assert _annotation_only(b'{"choices":[{"content_filter_offsets":{"check_offset":0},"content_filter_results":{},"finish_reason":null,"index":0}],"id":""}')
+    assert not _annotation_only(b'{"choices":[{"delta":{"content":"x"},"content_filter_results":{},"index":0}],"id":"c"}')
+    assert not _annotation_only(b'{"choices":[],"id":"c","usage":{"prompt_tokens":1}}')
