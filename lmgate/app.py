@@ -27,16 +27,18 @@ from lmgate.providers.http import HttpPool
 from lmgate.providers.media import MediaService, media_policy
 from lmgate.providers.registry import PROVIDERS
 from lmgate.routing.router import Router, build_routes
-from lmgate.surfaces import azure as azure_surface
-from lmgate.surfaces import gemini as gemini_surface
 from lmgate.surfaces import admin_health
+from lmgate.surfaces import anthropic as anthropic_surface
+from lmgate.surfaces import azure as azure_surface
+from lmgate.surfaces import bedrock as bedrock_surface
+from lmgate.surfaces import gemini as gemini_surface
 from lmgate.surfaces import openai as openai_surface
 from lmgate.surfaces.base import Services
 
 log = logging.getLogger("lmgate")
 
 # Inbound surfaces, in the order their routes are matched. One line per surface.
-SURFACES = [openai_surface, azure_surface, gemini_surface]
+SURFACES = [openai_surface, bedrock_surface, anthropic_surface, azure_surface, gemini_surface]
 
 # Every route also answers under this prefix (004's base URL), repeated or with doubled slashes.
 PROXY_PREFIX = "/proxy/api/v1"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from lmgate.providers.anthropic import AnthropicProvider
 from lmgate.providers.azure import AzureProvider
 from lmgate.providers.base import Provider
+from lmgate.providers.bedrock import BedrockProvider
 from lmgate.providers.cohere import CohereProvider
 from lmgate.providers.gemini import GeminiProvider
 from lmgate.providers.openai import OpenAIProvider
@@ -15,4 +17,6 @@ PROVIDERS: dict[str, type[Provider]] = {
     "gemini": GeminiProvider,
     "vertex": VertexProvider,
     "cohere": CohereProvider,
+    "anthropic": AnthropicProvider,
+    "bedrock": BedrockProvider,
 }
