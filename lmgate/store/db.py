@@ -7,6 +7,9 @@ for it, instead of failing half-way when another process (the CLI, a second work
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -66,16 +69,31 @@ def _sqlite_transactions(engine: Engine, wal: bool) -> None:
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # no implicit BEGIN by the driver; see the "begin" hook
         cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: switching to WAL may wait for a lock
         if wal:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")  # durable at every commit in WAL except on power loss
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _wal(cur: Any) -> None:
+    """Switch the file to WAL (persistent; a no-op once done). The switch needs a moment alone
+    with the file and SQLite does not wait for it (busy_timeout does not apply), so retry."""
+    for attempt in range(200):
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.01 + random.random() * 0.02)
 
 
 @contextmanager
