@@ -19,7 +19,7 @@ from lmgate.errors import BadRequest, GatewayError, NotFound
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
 from lmgate.surfaces.anthropic import END, until_end
 from lmgate.surfaces.base import Services, answer_headers, bearer, framed
-from lmgate.types import ChatRequest, ChatResponse, RawChunk, RequestContext, StreamUsage, TextDelta
+from lmgate.types import ChatRequest, ChatResponse, RawChunk, RequestContext, StreamUsage, TextDelta, Usage
 from lmgate.wire import anthropic as anthropic_codec
 from lmgate.wire import anthropic_stream
 from lmgate.wire import bedrock as codec
@@ -85,8 +85,8 @@ class _Chunks:
         self.family, self.ctx = family, ctx
         self.anthropic = anthropic_stream.EventRenderer(model=model)
         self.converse = bedrock_stream.EventRenderer()
-        self.usage = None
-        self.generated = 0
+        self.usage: Usage | None = None
+        self.generated = 0  # llama: output pieces so far
 
     @staticmethod
     def _chunk(obj: dict[str, Any]) -> bytes:

@@ -233,3 +233,29 @@ def test_exceptions_are_mapped(name: str, message: str, error: type) -> None:
     by_header = map_failure(parse_error(status, body, {"x-amzn-ErrorType": f"{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"}), "aws", str)
     by_type = map_failure(parse_error(status, ('{"__type": "com.amazon.bedrock#%s", "message": "%s"}' % (name, message)).encode(), {}), "aws", str)
     assert type(by_header) is error and type(by_type) is error
+
+
+def test_bedrock_api_key_is_sent_as_a_bearer_token(gw: RunningGateway, sim: RunningSimulator) -> None:
+    """With `api_key` (a Bedrock API key) the provider sends `Authorization: Bearer` instead of SigV4;
+    checked against another lmgate's Bedrock surface, which takes exactly that."""
+    front = start_gateway(
+        f"""
+providers:
+  aws-key: {{type: bedrock, base_url: "{gw.base_url}", api_key: "{KEY}"}}
+models:
+  - name: via-key
+    deployments: [{{provider: aws-key, model: "nova"}}]
+keys:
+  - {{key: sk-front-key-0123, name: front}}
+router: {{retries: 0}}
+""",
+        steps=[],
+    )
+    try:
+        c = openai.OpenAI(base_url=front.base_url + "/v1", api_key="sk-front-key-0123", max_retries=0)
+        r = c.chat.completions.create(model="via-key", messages=[{"role": "user", "content": "through two gateways"}])
+        assert 'Simulated reply from us.amazon.nova-lite-v1:0' in r.choices[0].message.content
+        chunks = list(c.chat.completions.create(model="via-key", messages=[{"role": "user", "content": "streamed"}], stream=True, stream_options={"include_usage": True}))
+        assert chunks[-1].usage.completion_tokens > 0
+    finally:
+        front.stop()
