@@ -41,6 +41,7 @@ models:
   - {name: m, deployments: [{provider: p, model: m-up}], pricing: {input: 1, output: 2, unit: 1M tokens}}
   - {name: other, deployments: [{provider: p, model: other-up}]}
   - {name: nocache, cache: false, deployments: [{provider: p, model: nocache-up}]}
+  - {name: img, kind: image, deployments: [{provider: p, model: img-up}]}
   - {name: judge, deployments: [{provider: p, model: judge-up}]}
   - {name: emb, kind: embedding, deployments: [{provider: p, model: emb-up}], pricing: {input: 1, unit: 1M tokens}}
 router: {retries: 0, backoff_s: 0}

@@ -8,13 +8,19 @@ the output (use_guard 2).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from lmgate.errors import ConfigError
 
-Action = Literal["block", "mask", "flag", "off"]
+
+def _yaml_off(v: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false: take it as the action `off`."""
+    return "off" if v is False else v
+
+
+Action = Annotated[Literal["block", "mask", "flag", "off"], BeforeValidator(_yaml_off)]
 PiiType = Literal["email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", "ipv4"]
 SecretType = Literal["openai_key", "aws_access_key", "github_token", "slack_token", "google_api_key", "private_key", "jwt", "bearer_token"]
 
@@ -66,7 +72,7 @@ class WordsConfig(_Frozen):
 class SchemaConfig(_Frozen):
     """Output only: when response_format asks for JSON, the answer must parse (and fit the schema)."""
 
-    action: Literal["block", "flag", "off"] = "flag"
+    action: Annotated[Literal["block", "flag", "off"], BeforeValidator(_yaml_off)] = "flag"
 
 
 class JudgeConfig(_Frozen):

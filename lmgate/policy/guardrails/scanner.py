@@ -6,19 +6,21 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from lmgate.errors import GuardrailViolation
-from lmgate.policy.guardrails.base import Detector, Finding, TextFacts
+from lmgate.policy.guardrails.base import Detector, Finding, Needles, TextFacts, wanted
 from lmgate.types import RequestContext
 
 _RANK = {"flag": 0, "mask": 1, "block": 2}
 
 
 class Scanner:
-    __slots__ = ("detectors", "where", "mask_template")
+    __slots__ = ("detectors", "where", "mask_template", "_needles", "_lower_needles")
 
     def __init__(self, detectors: Sequence[Detector], where: str, mask_template: str) -> None:
         self.detectors = list(detectors)
         self.where = where  # input | output
         self.mask_template = mask_template
+        self._needles = Needles(n for d in self.detectors for n in d.needles)
+        self._lower_needles = Needles(n for d in self.detectors for n in d.lower_needles)
 
     def __bool__(self) -> bool:
         return bool(self.detectors)
@@ -26,9 +28,15 @@ class Scanner:
     def scan(self, text: str) -> list[Finding]:
         """Findings in order, overlaps resolved (the earlier, then the longer, then the stricter wins)."""
         facts = TextFacts(text)
+        if self._needles:
+            facts.found = self._needles.present(text)
+        if self._lower_needles:
+            facts.lower_at = self._lower_needles.locate(facts.lower)
+            facts.found_lower = frozenset(n for n, _ in facts.lower_at)
         out: list[Finding] = []
         for d in self.detectors:
-            d.find(text, facts, out)
+            if wanted(d, facts):
+                d.find(text, facts, out)
         if len(out) < 2:
             return out
         out.sort(key=lambda f: (f.start, -f.end, -_RANK[f.action]))

@@ -174,9 +174,7 @@ def _detectors(config: GuardrailsConfig, where: str) -> list[Detector]:
             out.append(d)
     ic = config.injection
     if getattr(ic, where):
-        inj = injection.detector(ic.action, ic.patterns, ic.builtin)
-        if inj is not None:
-            out.append(inj)
+        out.extend(injection.detectors(ic.action, ic.patterns, ic.builtin))
     return out
 
 
