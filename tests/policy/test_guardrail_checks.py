@@ -186,3 +186,16 @@ def test_validator_combinators_and_unknown_keywords():
     assert validate("abc", {"type": "string", "pattern": "^a", "format": "email", "x-custom": 1}) is None
     assert validate([1, 1], {"uniqueItems": True}) is not None
     assert validate({"a": [1, "x"]}, {"properties": {"a": {"prefixItems": [{"type": "integer"}, {"type": "integer"}]}}}) == "$.a[1]: expected integer, got string"
+
+
+def test_report_rows_count_requests_and_matches():
+    from lmgate.policy.guardrails.report import guardrail_rows
+    from lmgate.types import UsageRecord
+
+    rec = UsageRecord("r1", 0.0, None, None, "openai", "chat", "m", None, None, None, 200,
+                      guardrails=[{"check": "pii.email", "action": "mask", "where": "input", "match": "a***@b***.io", "count": 2}])
+    row = {"guardrails": [{"check": "pii.email", "action": "mask", "where": "input", "count": 1}, {"check": "judge", "action": "block", "where": "input"}]}
+    assert guardrail_rows([rec, row, {"guardrails": []}]) == [
+        {"check": "judge", "action": "block", "where": "input", "requests": 1, "matches": 1},
+        {"check": "pii.email", "action": "mask", "where": "input", "requests": 2, "matches": 3},
+    ]

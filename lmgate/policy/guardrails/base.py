@@ -68,7 +68,9 @@ class Needles:
 
     def __init__(self, needles: Iterable[str]) -> None:
         self.needles = tuple(sorted({n for n in needles if n}))
-        self._ac = ahocorasick_rs.AhoCorasick(self.needles) if ahocorasick_rs is not None and self.needles else None
+        # a few needles are cheaper as substring tests (a one-character one is a memchr)
+        many = len(self.needles) > 3
+        self._ac = ahocorasick_rs.AhoCorasick(self.needles) if ahocorasick_rs is not None and many else None
 
     def __bool__(self) -> bool:
         return bool(self.needles)
