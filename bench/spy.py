@@ -47,8 +47,12 @@ def top_summary(speedscope: dict, limit: int = 40) -> str:
 
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     samples = 0
     for profile in speedscope["profiles"]:
+        thread = profile.get("name", "?")
+        thread = thread.split('"')[1] if thread.count('"') >= 2 else thread
+        threads[thread] += len(profile["samples"])
         for stack in profile["samples"]:
             samples += 1
             names = [label(i) for i in stack]
@@ -58,7 +62,12 @@ def top_summary(speedscope: dict, limit: int = 40) -> str:
                 total[name] += 1
     if not samples:
         return "no samples (was the server busy?)\n"
-    lines = [f"{samples} samples (idle time left out)", "", "  own%  total%  function, by own time"]
+    lines = [
+        f"{samples} samples (idle time left out); by thread: "
+        + ", ".join(f"{name} {100 * n / samples:.0f}%" for name, n in threads.most_common()),
+        "",
+        "  own%  total%  function, by own time",
+    ]
     for name, count in own.most_common(limit):
         lines.append(f"{100 * count / samples:6.1f} {100 * total[name] / samples:7.1f}  {name}")
     lines += ["", "  total%  function, by inclusive time"]
