@@ -1,0 +1,183 @@
+"""Shared by tests/conformance and tests/reference: small valid media files built in the test,
+a throw-away Vertex service account, a TLS gateway for boto3, and skips for parts not landed yet."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import struct
+import subprocess
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from lmgate.simulator.answer import png_bytes
+
+# ---------------------------------------------------------------- what has landed
+
+
+def need_provider(kind: str) -> None:
+    """Skip when a provider type is not registered yet (its engineer is still writing it)."""
+    from lmgate.providers.registry import PROVIDERS
+
+    if kind not in PROVIDERS:
+        pytest.skip(f"provider type {kind!r} has not landed in lmgate/providers/registry.py yet")
+
+
+def need_surface(name: str) -> None:
+    """Skip when a surface is not in app.SURFACES yet."""
+    from lmgate.app import SURFACES
+
+    if name not in {s.NAME for s in SURFACES}:
+        pytest.skip(f"surface {name!r} has not landed in lmgate/app.py SURFACES yet")
+
+
+# ---------------------------------------------------------------- media files
+
+
+def sample_png(seed: str = "sample") -> bytes:
+    """An 8x8 PNG (the simulator's own generator: valid chunks and CRCs)."""
+    return png_bytes(seed)
+
+
+def sample_pdf(text: str = "A World of Love") -> bytes:
+    """A one-page PDF whose text layer says `text` (xref offsets computed, so pypdf reads it)."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def sample_wav(seconds: float = 0.25, rate: int = 8000) -> bytes:
+    """Mono 16-bit PCM silence in a RIFF/WAVE container (the stdlib writes the headers)."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buf.getvalue()
+
+
+def sample_mp3(frames: int = 10) -> bytes:
+    """An ID3v2.3 tag and `frames` MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz, no CRC) of
+    silence: header FF FB 90 44, then 413 zero bytes (zero side info = empty granules)."""
+    id3 = b"ID3\x03\x00\x00" + bytes([0, 0, 0, 0])  # empty tag, syncsafe size 0
+    frame = b"\xff\xfb\x90\x44" + b"\x00" * (417 - 4)  # 144 * 128000 / 44100 = 417 bytes
+    return id3 + frame * frames
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def sample_mp4() -> bytes:
+    """A well-formed ISO BMFF file: ftyp, moov with an mvhd (1 s at 1000 units/s), an empty mdat."""
+    ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2mp41")
+    matrix = struct.pack(">9I", 0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000)
+    mvhd = _box(
+        b"mvhd",
+        b"\x00\x00\x00\x00"  # version 0, flags
+        + struct.pack(">IIII", 0, 0, 1000, 1000)  # creation, modification, timescale, duration
+        + struct.pack(">IH", 0x00010000, 0x0100)  # rate 1.0, volume 1.0
+        + b"\x00" * 10  # reserved
+        + matrix
+        + b"\x00" * 24  # pre_defined
+        + struct.pack(">I", 2),  # next_track_ID
+    )
+    return ftyp + _box(b"moov", mvhd) + _box(b"mdat", b"")
+
+
+def iso_boxes(data: bytes) -> list[bytes]:
+    """Top-level box types of an ISO BMFF file (to check sample_mp4 is well formed)."""
+    kinds, i = [], 0
+    while i < len(data):
+        size = struct.unpack(">I", data[i : i + 4])[0]
+        kinds.append(data[i + 4 : i + 8])
+        assert size >= 8 and i + size <= len(data)
+        i += size
+    return kinds
+
+
+# ---------------------------------------------------------------- Vertex
+
+
+def service_account_json(token_uri: str) -> str:
+    """A fresh service-account key whose token_uri is the simulator's OAuth endpoint."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return json.dumps({
+        "type": "service_account", "project_id": "conformance-proj", "private_key_id": "k1", "private_key": pem,
+        "client_email": "lmgate@conformance-proj.iam.gserviceaccount.com", "client_id": "1", "token_uri": token_uri,
+    })
+
+
+# ---------------------------------------------------------------- a TLS gateway (boto3 sends bearer keys over HTTPS only)
+
+
+@dataclass
+class TlsGateway:
+    base_url: str
+    ca_file: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def start_tls_gateway(config_text: str, folder: Path, **gateway_args) -> TlsGateway:  # type: ignore[no-untyped-def]
+    """The gateway of `config_text` behind HTTPS with a self-signed certificate for 127.0.0.1."""
+    from lmgate.app import Gateway
+    from lmgate.config import parse_config
+    from lmgate.testing import free_port
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed for a test certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    app = Gateway(parse_config(config_text), **gateway_args)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        app, host="127.0.0.1", port=port, loop="asyncio", http="httptools", log_level="warning", lifespan="on",
+        access_log=False, ssl_certfile=str(cert), ssl_keyfile=str(key), timeout_graceful_shutdown=2,
+    ))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the TLS gateway did not start")
+        time.sleep(0.01)
+    return TlsGateway(f"https://127.0.0.1:{port}", str(cert), server, thread)
