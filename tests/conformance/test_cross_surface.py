@@ -24,7 +24,7 @@ from google.genai import types as gtypes
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import TypeAdapter
 from conformance_kit import sample_png
-from upstream_view import media_blocks, system_text, tool_call_and_result_ids, tool_names, turns
+from upstream_view import media_blocks, sampling, system_text, tool_call_and_result_ids, tool_names, turns
 
 from lmgate.simulator.testing import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 from lmgate.testing import RunningGateway, start_gateway
@@ -128,6 +128,23 @@ class OpenAIDriver:
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
         return self._call(model, messages, stream, tools)
 
+    def sample(self, model: str) -> None:
+        """A call with temperature 0.3, top_p 0.8, at most 200 tokens, stop at END."""
+        self.client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Be careful"}],
+                                            temperature=0.3, top_p=0.8, max_tokens=200, stop=["END"])
+
+    def broken(self, model: str, text: str) -> tuple[str, str]:
+        """A stream the upstream breaks: (text before the break, the error event's code)."""
+        out, code = "", ""
+        with self.client.chat.completions.with_streaming_response.create(model=model, messages=[{"role": "user", "content": text}], stream=True) as resp:
+            for _, data in sse_events(resp.iter_lines()):
+                obj = json.loads(data)
+                if "error" in obj:
+                    code = obj["error"]["code"]
+                    continue
+                out += "".join(c.delta.content or "" for c in ChatCompletionChunk.model_validate(obj).choices)
+        return out, code
+
     def fail(self, model: str, text: str) -> Failure:
         try:
             self.client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
@@ -196,6 +213,24 @@ class AnthropicDriver:
             content = [{"type": "text", "text": text},
                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(image).decode()}}]
         return self._call(model, [{"role": "user", "content": content}], stream, tools)
+
+    def sample(self, model: str) -> None:
+        # This SDK version has no temperature/top_p arguments any more; the API still takes them.
+        self.client.messages.create(model=model, messages=[{"role": "user", "content": "Be careful"}],
+                                    max_tokens=200, stop_sequences=["END"], extra_body={"temperature": 0.3, "top_p": 0.8})
+
+    def broken(self, model: str, text: str) -> tuple[str, str]:
+        out, kind = "", ""
+        adapter: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
+        with self.client.messages.with_streaming_response.create(model=model, max_tokens=512, messages=[{"role": "user", "content": text}], stream=True) as resp:
+            for name, data in sse_events(resp.iter_lines()):
+                if name == "error":
+                    kind = ErrorResponse.model_validate(json.loads(data)).error.type
+                elif name != "ping":
+                    ev = adapter.validate_python(json.loads(data))
+                    if ev.type == "content_block_delta" and ev.delta.type == "text_delta":
+                        out += ev.delta.text
+        return out, kind
 
     def fail(self, model: str, text: str) -> Failure:
         try:
@@ -272,6 +307,23 @@ class GeminiDriver:
         if image is not None:
             parts.append(gtypes.Part.from_bytes(data=image, mime_type="image/png"))
         return self._call(model, [gtypes.Content(role="user", parts=parts)], stream, tools)
+
+    def sample(self, model: str) -> None:
+        self.client.models.generate_content(model=model, contents="Be careful", config=gtypes.GenerateContentConfig(
+            temperature=0.3, top_p=0.8, max_output_tokens=200, stop_sequences=["END"]))
+
+    def broken(self, model: str, text: str) -> tuple[str, str]:
+        out, status = "", ""
+        url = f"{self.base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+        with httpx.stream("POST", url, json={"contents": [{"role": "user", "parts": [{"text": text}]}]}, headers={"x-goog-api-key": KEY}, timeout=30) as r:
+            for _, data in sse_events(r.iter_lines()):
+                obj = json.loads(data)
+                if "error" in obj:
+                    assert {"code", "message", "status"} <= set(obj["error"])
+                    status = obj["error"]["status"]
+                    continue
+                out += self._read([gtypes.GenerateContentResponse.model_validate(obj)]).text
+        return out, status
 
     def fail(self, model: str, text: str) -> Failure:
         try:
@@ -356,6 +408,22 @@ class BedrockDriver:
         if image is not None:
             content.append({"image": {"format": "png", "source": {"bytes": image}}})
         return self._call(model, [{"role": "user", "content": content}], stream, tools)
+
+    def sample(self, model: str) -> None:
+        self.client.converse(modelId=model, messages=[{"role": "user", "content": [{"text": "Be careful"}]}],
+                             inferenceConfig={"temperature": 0.3, "topP": 0.8, "maxTokens": 200, "stopSequences": ["END"]})
+
+    def broken(self, model: str, text: str) -> tuple[str, str]:
+        from botocore.exceptions import EventStreamError
+
+        out = ""
+        r = self.client.converse_stream(modelId=model, messages=[{"role": "user", "content": [{"text": text}]}])
+        try:
+            for ev in r["stream"]:
+                out += ev.get("contentBlockDelta", {}).get("delta", {}).get("text", "")
+        except EventStreamError as exc:
+            return out, exc.response["Error"]["Code"]
+        return out, ""
 
     def fail(self, model: str, text: str) -> Failure:
         from botocore.exceptions import ClientError
@@ -533,7 +601,7 @@ def test_tools_round_trip(drivers, sim, surface: str, provider: str, stream: boo
     assert json.loads(b.text.split("returned: ", 1)[1]) == RESULT
     calls, results = tool_call_and_result_ids(protocol, upstream(sim, provider, stream)["body"])
     assert len(calls) == 1 and calls == results
-    if protocol != "gemini" and SURFACE_PROTOCOL[surface] != "gemini":
+    if protocol != "gemini":  # Gemini upstream ids are optional on the wire (lmgate mints its own)
         assert calls == [call.id]  # the id the client saw is the id the upstream gets back
 
 
@@ -593,3 +661,27 @@ def test_anthropic_stream_message_start_carries_the_input_tokens(gw: RunningGate
     final = next(d for n, d in events if n == "message_delta")
     assert final["usage"]["input_tokens"] > 0
     assert start["message"]["usage"]["input_tokens"] == final["usage"]["input_tokens"]
+
+
+@cell
+def test_a_stream_cut_mid_way_ends_with_the_surface_error_event(drivers, surface: str, provider: str) -> None:  # type: ignore[no-untyped-def]
+    """The upstream drops the connection after 8 frames: the client gets the text so far, then an
+    error event in its own protocol (OpenAI `data: {"error"}`, Anthropic `event: error`, Gemini
+    `{"error": {...}}`, Bedrock an exception message, which boto3 raises as EventStreamError)."""
+    need_surface(surface)
+    text, kind = drivers(surface).broken("via-" + provider, "[[sim: cut_after=8 tokens=60]] a long answer please")
+    assert text.startswith("Simulated reply")
+    assert kind == BROKEN_KIND[surface]
+
+
+BROKEN_KIND = {"openai": "upstream_error", "azure": "upstream_error", "anthropic": "api_error", "gemini": "UNAVAILABLE",
+               "bedrock": "modelStreamErrorException"}
+
+
+@cell
+def test_sampling_parameters_cross(drivers, sim, surface: str, provider: str) -> None:  # type: ignore[no-untyped-def]
+    need_surface(surface)
+    sim.clear()
+    drivers(surface).sample("via-" + provider)
+    got = sampling(PROVIDERS[provider][0], upstream(sim, provider, False)["body"])
+    assert got == {"temperature": 0.3, "top_p": 0.8, "max_tokens": 200, "stop": ["END"]}

@@ -234,6 +234,39 @@ def test_image_url(client: openai.OpenAI, sim, case: Case) -> None:  # type: ign
         assert len(fetched) == 1 and fetched[0].startswith(b"\x89PNG")
 
 
+@case_param
+def test_parallel_tool_calls_history(client: openai.OpenAI, sim, case: Case) -> None:  # type: ignore[no-untyped-def]
+    """An assistant turn with text and two tool calls, then two tool results (one as a list of text
+    parts, with non-ASCII): every protocol must pair each result with its call."""
+    sim.clear()
+    calls = [
+        {"id": "call_paris_01", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "call_zurich_02", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Zürich"}'}},
+    ]
+    r = client.chat.completions.create(model=case.name, tools=TOOLS, messages=[
+        user("Weather in Paris and Zürich?"),
+        {"role": "assistant", "content": "Let me look both up.", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_paris_01", "content": '{"temperature_c": 21}'},
+        {"role": "tool", "tool_call_id": "call_zurich_02", "content": [{"type": "text", "text": '{"temperature_c": 14, "sky": "bewölkt"}'}]},
+    ])
+    assert r.choices[0].finish_reason == "stop" and "returned" in r.choices[0].message.content
+    body = last_body(sim, case.chat_path)
+    sent_calls, results = tool_call_and_result_ids(case.protocol, body)
+    assert len(sent_calls) == 2 and sorted(results) == sorted(sent_calls)
+    if case.protocol != "gemini":
+        assert sent_calls == ["call_paris_01", "call_zurich_02"]
+    assert "bewölkt" in json.dumps(body, ensure_ascii=False)
+
+
+@case_param
+def test_developer_role_is_a_system_prompt(client: openai.OpenAI, sim, case: Case) -> None:  # type: ignore[no-untyped-def]
+    sim.clear()
+    client.chat.completions.create(model=case.name, messages=[{"role": "developer", "content": "Answer in French."}, user("Hello")])
+    body = last_body(sim, case.chat_path)
+    assert system_text(case.protocol, body) == "Answer in French."
+    assert turns(case.protocol, body) == [("user", "Hello")]
+
+
 # ---------------------------------------------------------------- finish reasons
 
 
@@ -269,12 +302,19 @@ ERRORS = {  # kind -> (prompt, model suffix, lmgate status, lmgate code)
 }
 
 
+NO_FILTER_ERROR = {
+    "anthropic": "anthropic: a refused prompt is a stop_reason ('refusal' -> content_filter), not an error status; see test_finish_reason_content_filter",
+    "bedrock": "bedrock: a guardrail intervention is a stopReason ('guardrail_intervened'/'content_filtered' -> content_filter), not an error status; see test_finish_reason_content_filter",
+    "gemini": "gemini: a blocked prompt is a 200 with promptFeedback.blockReason (lmgate maps it to 400 content_filter), and the simulator has no knob that answers one",
+}
+
+
 @case_param
 @pytest.mark.parametrize("kind", list(ERRORS))
 def test_error_kinds(client: openai.OpenAI, case: Case, kind: str) -> None:
     prompt, suffix, status, code = ERRORS[kind]
     if kind == "content_filter" and not case.content_filter_error:
-        pytest.skip(f"{case.protocol}: a filtered prompt is not an error in this protocol (the answer's finish reason is; see test_finish_reason_content_filter)")
+        pytest.skip(NO_FILTER_ERROR[case.protocol])
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model=case.name + suffix, messages=[user(prompt)])
     err = info.value

@@ -435,6 +435,13 @@ def test_langchain_openai_invoke_stream_and_tools(gw: RunningGateway) -> None:
 
     streamed = "".join(chunk.content for chunk in llm.stream("Hello from LangChain"))
     assert streamed == answer.content
+    counted = ChatOpenAI(model="llama_4_maverick", base_url=gw.base_url + "/api/v1", api_key=API_KEY, max_retries=0, stream_usage=True)
+    total = None
+    for chunk in counted.stream("Hello from LangChain"):
+        total = chunk if total is None else total + chunk
+    assert total is not None and total.content == answer.content
+    counts = ("input_tokens", "output_tokens", "total_tokens")
+    assert total.usage_metadata and [total.usage_metadata[k] for k in counts] == [answer.usage_metadata[k] for k in counts]
 
     @tool
     def get_weather(city: str) -> str:
@@ -445,3 +452,8 @@ def test_langchain_openai_invoke_stream_and_tools(gw: RunningGateway) -> None:
     msg = with_tools.invoke("What is the weather in Paris?")
     assert msg.tool_calls and msg.tool_calls[0]["name"] == "get_weather" and msg.tool_calls[0]["args"] == {"city": "Paris"}
     assert msg.tool_calls[0]["id"]
+    from langchain_core.messages import HumanMessage, ToolMessage
+
+    result = get_weather.invoke(msg.tool_calls[0]["args"])
+    final = with_tools.invoke([HumanMessage("What is the weather in Paris?"), msg, ToolMessage(result, tool_call_id=msg.tool_calls[0]["id"])])
+    assert "returned: sunny" in final.content and not final.tool_calls

@@ -32,6 +32,7 @@ from lmgate.simulator.testing import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 from lmgate.testing import RunningGateway, start_gateway
 
 LM_KEY = "lm-key-004-reference"
+LIMITED_KEY = "lm-key-004-only-4o-mini"
 UPSTREAM_SECRET = "sk-upstream-004-secret-0123"
 
 PROVIDERS = """
@@ -73,7 +74,8 @@ def config(sim_url: str, account: str, kind: str) -> str:
     for name, pair in DEPLOYMENTS.items():
         provider, upstream = pair[0] if kind == "native" else pair[1]
         lines += [f'  - name: "{name}"', f'    deployments: [{{provider: {provider}, model: "{upstream}"}}]']
-    lines += ["keys:", f"  - {{key: {LM_KEY}, name: kadal}}", "router: {retries: 0, backoff_s: 0}", ""]
+    lines += ["keys:", f"  - {{key: {LM_KEY}, name: kadal}}", f"  - {{key: {LIMITED_KEY}, name: limited, models: [gpt-4o-mini]}}",
+              "router: {retries: 0, backoff_s: 0}", ""]
     return "\n".join(lines)
 
 
@@ -668,3 +670,40 @@ def test_user_key_on_the_curl_line(gw: RunningGateway) -> None:
     assert out.stdout.startswith("HTTP/1.1 200")
     rec = record(gw, headers["x-request-id"])
     assert rec.app_name == "DSPY" and rec.options == {"is_cache": 0, "use_guard": 2}
+
+
+# ---------------------------------------------------------------- 004's "Responses" table
+
+
+@pytest.mark.parametrize("case,status", [
+    ("ok", 200), ("bad-body", 400), ("no-key", 401), ("wrong-key", 401), ("model-not-allowed", 403),
+    ("unknown-deployment", 404), ("wrong-type", 422),
+], ids=lambda v: str(v))
+def test_responses_table_status_codes(gw: RunningGateway, case: str, status: int) -> None:
+    """The Azure `requests` snippet, varied to meet each row of 004's status table; every answer is JSON."""
+    need_surface("azure")
+    azure_endpoint = base(gw) + '/proxy/api/v1/azure'
+    deployment, key = "gpt-4", LM_KEY
+    body: Any = {'messages': [{'role': 'user', 'content': 'Hello! How can I improve my productivity?'}], 'model': 'gpt-4', 'temperature': 0.7}
+    headers = {'Content-Type': 'application/json', 'api-key': key}
+    if case == "bad-body":
+        body = "{not json"
+    elif case == "no-key":
+        del headers['api-key']
+    elif case == "wrong-key":
+        headers['api-key'] = "lm-key-that-does-not-exist"
+    elif case == "model-not-allowed":
+        headers['api-key'] = LIMITED_KEY
+    elif case == "unknown-deployment":
+        deployment = "gpt-9-does-not-exist"
+    elif case == "wrong-type":
+        body['temperature'] = "warm"
+    url = f'{azure_endpoint}/openai/deployments/{deployment}/chat/completions?api-version=2024-02-15-preview'
+    if isinstance(body, str):
+        response = requests.post(url, headers=headers, data=body)
+    else:
+        response = requests.post(url, headers=headers, json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    if status != 200:
+        assert set(response.json()) == {"error"} and response.json()["error"]["message"]
