@@ -285,9 +285,10 @@ class StreamUsage:
 
 @dataclass(slots=True)
 class RawChunk:
-    """Same-format fast path: one upstream frame (an SSE `data:` payload, without framing)
-    that a surface of protocol `format` may forward as it is. `events` are parsed only when
-    something needs them (cache, output guardrails, a surface of another protocol)."""
+    """Same-format fast path: a piece of the upstream's stream that a surface of protocol `format`
+    may forward as it is (for openai, whole SSE frames, several per upstream read). `events` are
+    decoded only when something needs them (cache, output guardrails, a surface of another
+    protocol); see lmgate.wire.registry."""
 
     format: str
     data: bytes

@@ -30,7 +30,6 @@ from lmgate.types import (
     TranscriptionResponse,
 )
 from lmgate.wire import openai as codec
-from lmgate.wire.sse import decode_sse
 
 _USAGE_MARK = b'"usage":{'
 _USAGE_MARK_SPACED = b'"usage": {'
@@ -116,38 +115,66 @@ class OpenAIProvider(Provider):
         return codec.parse_chat_response(body)
 
     async def stream(self, req: ChatRequest, call: Call) -> AsyncIterator[StreamEvent]:
+        """Forward the upstream's SSE frames in the blocks they arrive in (one RawChunk per read,
+        not per event: the per-event cost is what makes Python proxies slow). Only the first
+        frame (for the stream's id), usage frames and error frames are parsed."""
         resp = await self._post(call, "chat/completions", self.chat_body(req, call), stream=True)
         started = False
         done = False
-        async for ev in decode_sse(http.iter_body(resp, self.name)):
-            data = ev.data
-            if data == b"[DONE]":
-                done = True
-                break
-            if not data:
+        buf = b""
+        async for data in http.iter_body(resp, self.name):
+            buf = buf + data if buf else data
+            if b"\r" in buf:
+                if buf.endswith(b"\r"):
+                    continue  # a \r\n split across reads: wait for the rest
+                buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            cut = buf.rfind(b"\n\n")
+            if cut < 0:
                 continue
-            if not started or _USAGE_MARK in data or _USAGE_MARK_SPACED in data or b'"error"' in data:
-                chunk = _loads(data, self.name)
+            block, buf = buf[:cut], buf[cut + 2 :]
+            plain: list[bytes] = []  # frames forwarded untouched, in order
+            for frame in block.split(b"\n\n"):
+                payload = sse_payload(frame)
+                if payload is None:
+                    continue
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                if self.skip_frame(payload):
+                    continue
+                if started and _USAGE_MARK not in payload and _USAGE_MARK_SPACED not in payload and b'"error"' not in payload:
+                    plain.append(frame)
+                    continue
+                chunk = _loads(payload, self.name)
                 if "error" in chunk and "choices" not in chunk:
                     err = chunk.get("error") or {}
-                    raise UpstreamError(f"provider {self.name} failed mid-stream: {self.redact(str(err.get('message', '')))}")
+                    message = err.get("message", "") if isinstance(err, dict) else err
+                    raise UpstreamError(f"provider {self.name} failed mid-stream: {self.redact(str(message))}")
+                if plain:
+                    yield RawChunk(codec.FORMAT, b"\n\n".join(plain) + b"\n\n")
+                    plain = []
                 if not started:
                     started = True
                     yield StreamStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), int(chunk.get("created") or time.time()))
                 usage = chunk.get("usage")
                 if usage:
-                    # The usage chunk is rendered by the surface (with the cost); forward the rest.
+                    # The usage frame is rendered by the surface (with the cost); forward the rest.
                     if chunk.get("choices"):
-                        chunk = dict(chunk)
-                        chunk.pop("usage")
-                        yield RawChunk(codec.FORMAT, orjson.dumps(chunk))
+                        rest = {k: v for k, v in chunk.items() if k != "usage"}
+                        yield RawChunk(codec.FORMAT, b"data: " + orjson.dumps(rest) + b"\n\n", codec.chunk_events(rest))
                     yield StreamUsage(codec.parse_usage(usage))
                     continue
-                yield RawChunk(codec.FORMAT, data, codec.chunk_events(chunk))
-                continue
-            yield RawChunk(codec.FORMAT, data)
+                yield RawChunk(codec.FORMAT, b"data: " + payload + b"\n\n", codec.chunk_events(chunk))
+            if plain:
+                yield RawChunk(codec.FORMAT, b"\n\n".join(plain) + b"\n\n")
+            if done:
+                break
         if not done:
             raise UpstreamError(f"provider {self.name} ended the stream early")
+
+    def skip_frame(self, payload: bytes) -> bool:
+        """Frames a subclass drops (Azure's filter annotations)."""
+        return False
 
     # -- embeddings, images, audio ---------------------------------------------------------
 
@@ -233,6 +260,19 @@ def parse_error(status: int, body: bytes, headers: Any) -> UpstreamFailure:
         elif code not in (None,) and "content_filter" in str(code):
             code = "content_filter"
     return UpstreamFailure(status, message, code if isinstance(code, str) else None)
+
+
+def sse_payload(frame: bytes) -> bytes | None:
+    """The data of one SSE frame (None for comments and empty frames)."""
+    if frame.startswith(b"data: "):
+        return frame[6:] if b"\n" not in frame else b"\n".join(
+            line[6:] if line.startswith(b"data: ") else line[5:] for line in frame.split(b"\n") if line.startswith(b"data:")
+        )
+    if b"data:" not in frame:
+        return None
+    lines = [line[5:].lstrip(b" ") if line.startswith(b"data:") else None for line in frame.split(b"\n")]
+    data = [x for x in lines if x is not None]
+    return b"\n".join(data) if data else None
 
 
 def _loads(data: bytes, provider: str) -> dict[str, Any]:

@@ -54,45 +54,86 @@ _KNOWN = {
 
 
 def parse_chat_request(body: dict[str, Any]) -> ChatRequest:
-    """An OpenAI chat body as the canonical request, normalising the variants seen in the wild."""
+    """An OpenAI chat body as the canonical request, normalising the variants seen in the wild.
+
+    Only the fields present are looked at (most requests carry three or four): this runs on
+    every request.
+    """
     model = f.require(body, "model", str)
     raw_messages = f.require(body, "messages", list)
     if not raw_messages:
         raise BadRequest("'messages' must not be empty", code="missing_field", param="messages")
     quirks: list[str] = []  # non-standard shapes normalised; such a body is never forwarded as is
     messages = [_parse_message(m, i, quirks) for i, m in enumerate(raw_messages)]
-    stream = bool(f.optional(body, "stream", bool))
-    stream_options = f.optional(body, "stream_options", dict) or {}
-    max_tokens = f.positive_int(body, "max_completion_tokens") or f.positive_int(body, "max_tokens")
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    elif stop is not None:
-        f.check(stop, "stop", list)
-    tools = _parse_tools(body)
-    return ChatRequest(
-        model=model,
-        messages=messages,
-        stream=stream,
-        include_usage=bool(stream_options.get("include_usage")),
-        max_tokens=max_tokens,
-        temperature=f.number_in(body, "temperature", 0, 2),
-        top_p=f.number_in(body, "top_p", 0, 1),
-        top_k=f.optional(body, "top_k", int),
-        stop=stop,
-        n=f.positive_int(body, "n"),
-        seed=f.optional(body, "seed", int),
-        presence_penalty=f.number_in(body, "presence_penalty", -2, 2),
-        frequency_penalty=f.number_in(body, "frequency_penalty", -2, 2),
-        tools=tools,
-        tool_choice=_parse_tool_choice(body.get("tool_choice", body.get("function_call"))),
-        parallel_tool_calls=f.optional(body, "parallel_tool_calls", bool),
-        response_format=_parse_response_format(f.optional(body, "response_format", dict)),
-        user=f.optional(body, "user", str),
-        extra={k: v for k, v in body.items() if k not in _KNOWN},
-        raw=None if quirks else body,
-        raw_format=FORMAT,
-    )
+    req = ChatRequest(model=model, messages=messages, raw_format=FORMAT)
+    extra: dict[str, Any] = {}
+    for key, value in body.items():
+        if value is None or key in ("model", "messages"):
+            continue
+        setter = _FIELD_PARSERS.get(key)
+        if setter is not None:
+            setter(req, body, value)
+        elif key not in _KNOWN:
+            extra[key] = value
+    if req.max_tokens is None and "max_completion_tokens" in body:
+        req.max_tokens = f.positive_int(body, "max_completion_tokens")
+    req.extra = extra
+    req.raw = None if quirks else body
+    return req
+
+
+def _set_stream(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+    req.stream = bool(f.check(value, "stream", bool))
+
+
+def _set_stream_options(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+    req.include_usage = bool(f.check(value, "stream_options", dict).get("include_usage"))
+
+
+def _set_stop(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+    req.stop = [value] if isinstance(value, str) else f.check(value, "stop", list)
+
+
+def _set_tools(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+    req.tools = _parse_tools(body)
+
+
+def _set_tool_choice(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+    req.tool_choice = _parse_tool_choice(value)
+
+
+def _set_response_format(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+    req.response_format = _parse_response_format(f.check(value, "response_format", dict))
+
+
+def _set(field: str, read: Any) -> Any:
+    def setter(req: ChatRequest, body: dict[str, Any], value: Any) -> None:
+        setattr(req, field, read(body))
+
+    return setter
+
+
+# Field name -> how it lands on the ChatRequest (with its type and range checks).
+_FIELD_PARSERS: dict[str, Any] = {
+    "stream": _set_stream,
+    "stream_options": _set_stream_options,
+    "max_tokens": _set("max_tokens", lambda b: f.positive_int(b, "max_completion_tokens") or f.positive_int(b, "max_tokens")),
+    "temperature": _set("temperature", lambda b: f.number_in(b, "temperature", 0, 2)),
+    "top_p": _set("top_p", lambda b: f.number_in(b, "top_p", 0, 1)),
+    "top_k": _set("top_k", lambda b: f.optional(b, "top_k", int)),
+    "stop": _set_stop,
+    "n": _set("n", lambda b: f.positive_int(b, "n")),
+    "seed": _set("seed", lambda b: f.optional(b, "seed", int)),
+    "presence_penalty": _set("presence_penalty", lambda b: f.number_in(b, "presence_penalty", -2, 2)),
+    "frequency_penalty": _set("frequency_penalty", lambda b: f.number_in(b, "frequency_penalty", -2, 2)),
+    "tools": _set_tools,
+    "functions": _set_tools,
+    "tool_choice": _set_tool_choice,
+    "function_call": lambda req, body, value: None if "tool_choice" in body else _set_tool_choice(req, body, value),
+    "parallel_tool_calls": _set("parallel_tool_calls", lambda b: f.optional(b, "parallel_tool_calls", bool)),
+    "response_format": _set_response_format,
+    "user": _set("user", lambda b: f.optional(b, "user", str)),
+}
 
 
 def _parse_message(m: Any, i: int, quirks: list[str]) -> Message:
@@ -438,8 +479,13 @@ def chunk_events(chunk: dict[str, Any]) -> list[StreamEvent]:
     return events
 
 
-def decode_chunk(data: bytes) -> list[StreamEvent]:
-    return chunk_events(orjson.loads(data))
+def decode_frames(data: bytes) -> list[StreamEvent]:
+    """The events of a same-format RawChunk: one or more whole `data: {...}` SSE frames."""
+    events: list[StreamEvent] = []
+    for frame in data.split(b"\n\n"):
+        if frame.startswith(b"data: ") and frame != b"data: [DONE]":
+            events.extend(chunk_events(orjson.loads(frame[6:])))
+    return events
 
 
 class ChunkRenderer:
@@ -471,9 +517,9 @@ class ChunkRenderer:
 
     def render(self, ev: StreamEvent) -> bytes:
         if isinstance(ev, RawChunk):
-            if ev.format == FORMAT:
+            if ev.format == FORMAT:  # whole SSE frames, as the upstream sent them
                 self._started = True
-                return b"data: " + ev.data + b"\n\n"
+                return ev.data
             from lmgate.wire.registry import decode_raw
 
             return b"".join(self.render(inner) for inner in decode_raw(ev))

@@ -1,4 +1,8 @@
-"""Which codec decodes a same-format RawChunk, by protocol name (one line per codec)."""
+"""Which codec decodes a same-format RawChunk, by protocol name (one line per codec).
+
+What `RawChunk.data` holds is the codec's own unit: for openai, one or more whole SSE frames
+(`data: {...}\n\n`) as the upstream sent them; for gemini, one frame's JSON payload.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from lmgate.types import RawChunk, StreamEvent
 
 
 def _openai(data: bytes) -> list[StreamEvent]:
-    from lmgate.wire.openai import decode_chunk
+    from lmgate.wire.openai import decode_frames
 
-    return decode_chunk(data)
+    return decode_frames(data)
 
 
 def _gemini(data: bytes) -> list[StreamEvent]:

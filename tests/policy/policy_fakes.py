@@ -99,7 +99,7 @@ class FakeProvider(Provider):
                 import orjson
 
                 data = orjson.dumps({"id": "x", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-                yield RawChunk("openai", data)
+                yield RawChunk("openai", b"data: " + data + b"\n\n")  # whole SSE frames
             else:
                 yield TextDelta(piece)
         yield StreamFinish(self.finish)  # type: ignore[arg-type]

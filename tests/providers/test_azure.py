@@ -232,7 +232,11 @@ def test_whisper_formats(gw, sim, fmt):  # type: ignore[no-untyped-def]
 
 
 def test_annotation_frames_are_recognised():
-    from lmgate.providers.azure import _annotation_only
+    from lmgate.config import ProviderConfig
+    from lmgate.providers.azure import AzureProvider
+    from lmgate.providers.http import HttpPool
+
+    _annotation_only = AzureProvider("az", ProviderConfig(type="azure", base_url="https://x.example", api_key="k"), HttpPool()).skip_frame
 
     assert _annotation_only(b'{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0}]}')
     assert _annotation_only(b'{"choices":[{"content_filter_offsets":{"check_offset":0},"content_filter_results":{},"finish_reason":null,"index":0}],"id":""}')
