@@ -78,6 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             server_header=False,
             date_header=False,
             timeout_graceful_shutdown=30,
+            ssl_certfile=config.server.ssl_certfile,
+            ssl_keyfile=config.server.ssl_keyfile,
         )
     finally:
         if simulator is not None:

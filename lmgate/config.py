@@ -114,6 +114,9 @@ class ServerConfig(_Frozen):
     default_cache: bool = True  # is_cache when neither key nor request says (004: on)
     default_guard: Literal[0, 1, 2] = 1  # use_guard default (004: input checks)
     log_level: str = "warning"
+    # HTTPS: boto3 sends a Bedrock bearer token only over https, and keys deserve it anyway.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
 
 class SimulatorConfig(_Frozen):
