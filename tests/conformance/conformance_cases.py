@@ -89,6 +89,7 @@ def conformance_config(sim_url: str, account: Path) -> str:
             f"  - name: {c.name}-slow",
             f'    deployments: [{{provider: {c.type}, model: "{c.upstream}", timeout: 0.3}}]',
         ]
+    lines += ["  - name: azure-o1-mini", '    deployments: [{provider: azure, model: "o1-mini"}]']  # 004's Azure table
     for name, (ptype, upstream, _) in EMBEDDING_CASES.items():
         lines += [f"  - name: {name}", "    kind: embedding", f'    deployments: [{{provider: {ptype}, model: "{upstream}"}}]']
     lines += [

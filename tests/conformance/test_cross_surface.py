@@ -23,7 +23,7 @@ from google.genai import errors as genai_errors
 from google.genai import types as gtypes
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import TypeAdapter
-from conformance_kit import sample_png
+from conformance_kit import sample_pdf, sample_png
 from upstream_view import media_blocks, sampling, system_text, tool_call_and_result_ids, tool_names, turns
 
 from lmgate.simulator.testing import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
@@ -42,6 +42,9 @@ PROVIDERS = {
     "gemini": ("gemini", "/v1beta/models/gemini-2.5-flash:generateContent", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
     "bedrock": ("bedrock", "/model/us.amazon.nova-lite-v1:0/converse", "/model/us.amazon.nova-lite-v1:0/converse-stream"),
 }
+# Models that read PDFs natively (the catalog's gpt-4o-mini and claude-3-haiku rows list no
+# documents; lmgate would send their text instead, so these routes declare document input).
+DOC_MODEL = {"openai": "docs-via-openai", "anthropic": "docs-via-anthropic", "gemini": "via-gemini", "bedrock": "via-bedrock"}
 SURFACE_PROTOCOL = {"openai": "openai", "azure": "openai", "anthropic": "anthropic", "gemini": "gemini", "bedrock": "bedrock"}
 MATRIX = [(s, p) for s in SURFACE_PROTOCOL for p in PROVIDERS if PROVIDERS[p][0] != SURFACE_PROTOCOL[s]]
 
@@ -60,6 +63,12 @@ models:
     deployments: [{{provider: gem, model: gemini-2.5-flash}}]
   - name: via-bedrock
     deployments: [{{provider: aws, model: us.amazon.nova-lite-v1:0}}]
+  - name: docs-via-openai
+    deployments: [{{provider: oai, model: gpt-4o-mini}}]
+    modalities: [text, image, document]
+  - name: docs-via-anthropic
+    deployments: [{{provider: anth, model: claude-3-haiku-20240307}}]
+    modalities: [text, image, document]
 {throttled}
 keys:
   - {{key: {key}, name: cross}}
@@ -121,10 +130,13 @@ class OpenAIDriver:
 
     tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city", "parameters": SCHEMA}}]
 
-    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None) -> Answer:
+    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None, pdf: bytes | None = None) -> Answer:
         content: Any = text
         if image is not None:
             content = [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(image).decode()}}]
+        if pdf is not None:
+            content = [{"type": "text", "text": text},
+                       {"type": "file", "file": {"filename": "doc.pdf", "file_data": "data:application/pdf;base64," + base64.b64encode(pdf).decode()}}]
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]
         return self._call(model, messages, stream, tools)
 
@@ -207,11 +219,14 @@ class AnthropicDriver:
     def __init__(self, client: anthropic.Anthropic) -> None:
         self.client = client
 
-    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None) -> Answer:
+    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None, pdf: bytes | None = None) -> Answer:
         content: Any = text
         if image is not None:
             content = [{"type": "text", "text": text},
                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(image).decode()}}]
+        if pdf is not None:
+            content = [{"type": "text", "text": text},
+                       {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": base64.b64encode(pdf).decode()}}]
         return self._call(model, [{"role": "user", "content": content}], stream, tools)
 
     def sample(self, model: str) -> None:
@@ -302,10 +317,12 @@ class GeminiDriver:
         self.base_url = base_url
         self.tools = [gtypes.Tool(function_declarations=[gtypes.FunctionDeclaration(name="get_weather", description="Weather in a city", parameters_json_schema=SCHEMA)])]
 
-    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None) -> Answer:
+    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None, pdf: bytes | None = None) -> Answer:
         parts = [gtypes.Part(text=text)]
         if image is not None:
             parts.append(gtypes.Part.from_bytes(data=image, mime_type="image/png"))
+        if pdf is not None:
+            parts.append(gtypes.Part.from_bytes(data=pdf, mime_type="application/pdf"))
         return self._call(model, [gtypes.Content(role="user", parts=parts)], stream, tools)
 
     def sample(self, model: str) -> None:
@@ -403,10 +420,12 @@ class BedrockDriver:
 
     tool_config = {"tools": [{"toolSpec": {"name": "get_weather", "description": "Weather in a city", "inputSchema": {"json": SCHEMA}}}]}
 
-    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None) -> Answer:
+    def ask(self, model: str, text: str, stream: bool, tools: bool, image: bytes | None = None, pdf: bytes | None = None) -> Answer:
         content: list[dict[str, Any]] = [{"text": text}]
         if image is not None:
             content.append({"image": {"format": "png", "source": {"bytes": image}}})
+        if pdf is not None:
+            content.append({"document": {"format": "pdf", "name": "doc", "source": {"bytes": pdf}}})
         return self._call(model, [{"role": "user", "content": content}], stream, tools)
 
     def sample(self, model: str) -> None:
@@ -614,6 +633,16 @@ def test_image(drivers, sim, surface: str, provider: str, stream: bool) -> None:
     a = drivers(surface).ask("via-" + provider, "What is in this image?", stream, tools=False, image=png)
     assert "I received 1 image." in a.text
     assert media_blocks(PROVIDERS[provider][0], upstream(sim, provider, stream)["body"]) in ([("image/png", png)], [("png", png)])
+
+
+@cell
+def test_document(drivers, sim, surface: str, provider: str) -> None:  # type: ignore[no-untyped-def]
+    need_surface(surface)
+    pdf = sample_pdf(f"{surface} to {provider}")
+    sim.clear()
+    a = drivers(surface).ask(DOC_MODEL[provider], "Summarize this document", False, tools=False, pdf=pdf)
+    assert "I received 1 document." in a.text
+    assert media_blocks(PROVIDERS[provider][0], upstream(sim, provider, False)["body"]) in ([("application/pdf", pdf)], [("pdf", pdf)])
 
 
 @cell
