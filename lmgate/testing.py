@@ -27,23 +27,34 @@ class RunningGateway:
     port: int
     server: uvicorn.Server
     thread: threading.Thread
+    scheme: str = "http"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)
 
 
-def start_gateway(config: str | Config, env: dict[str, str] | None = None, **gateway_args: Any) -> RunningGateway:
-    """Build a Gateway from YAML text (or a Config) and serve it until `stop()`."""
-    cfg = parse_config(config, env=env) if isinstance(config, str) else config
-    app = Gateway(cfg, **gateway_args)
+def serve_app(app: Gateway, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> RunningGateway:
+    """Serve a built Gateway (lifespan on) on a loopback port from a thread, until `stop()`."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", http="httptools", log_level="warning", lifespan="on", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            loop="asyncio",
+            http="httptools",
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            timeout_graceful_shutdown=2,
+        )
     )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -53,4 +64,33 @@ def start_gateway(config: str | Config, env: dict[str, str] | None = None, **gat
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test gateway did not start")
         time.sleep(0.01)
-    return RunningGateway(app, port, server, thread)
+    return RunningGateway(app, port, server, thread, "https" if ssl_certfile else "http")
+
+
+def start_gateway(config: str | Config, env: dict[str, str] | None = None, **gateway_args: Any) -> RunningGateway:
+    """Build a Gateway from YAML text (or a Config) and serve it until `stop()`."""
+    cfg = parse_config(config, env=env) if isinstance(config, str) else config
+    return serve_app(Gateway(cfg, **gateway_args))
+
+
+def sample_pdf(text: str = "Hello from the PDF") -> bytes:
+    """A one-page PDF whose text layer says `text` (xref offsets computed, so pypdf reads it)."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for off in offsets:
+        out += f"{off:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)

@@ -18,7 +18,7 @@ from lmgate.providers.media import MediaPolicy, MediaService, fetch_media, media
 from lmgate.providers.netguard import AddressRefused, HostGuard, address_problem, ip_literal
 from lmgate.testing import start_gateway
 from lmgate.types import ChatRequest, MediaPart, Message, TextPart
-from pdf_sample import make_pdf
+from lmgate.testing import sample_pdf as make_pdf
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from lmgate.testing import start_gateway
-from pdf_sample import make_pdf
+from lmgate.testing import sample_pdf as make_pdf
 
 KEY = "sk-test-azure-provider"
 SECRET = "azure-upstream-secret-123456"

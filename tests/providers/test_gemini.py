@@ -11,7 +11,7 @@ import requests
 
 from lmgate.catalog.tokens import billable_chars
 from lmgate.testing import start_gateway
-from pdf_sample import make_pdf
+from lmgate.testing import sample_pdf as make_pdf
 
 KEY = "sk-test-gemini-provider"
 SECRET = "AIzaSy-upstream-secret-123456"

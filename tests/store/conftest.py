@@ -3,19 +3,14 @@ gateways with the store served on loopback."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
-import uvicorn
 
-from lmgate.app import Gateway, gateway_with_store
+from lmgate.app import gateway_with_store
 from lmgate.config import parse_config
-from lmgate.testing import free_port
+from lmgate.testing import RunningGateway, serve_app
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MASTER = "mk-test-master-key"
@@ -61,35 +56,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return request.getfixturevalue("pg_url")
 
 
-@dataclass
-class Served:
-    app: Gateway
-    port: int
-    server: uvicorn.Server
-    thread: threading.Thread
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
-def serve(app: Gateway) -> Served:
-    """Serve a built Gateway (lifespan on) on a loopback port from a thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test gateway did not start")
-        time.sleep(0.01)
-    return Served(app, port, server, thread)
+Served = RunningGateway
+serve = serve_app
 
 
 def store_config(database: str, sim_url: str, extra: str = "", master_key: str | None = MASTER) -> str:
