@@ -6,12 +6,13 @@ caching or routing. Each endpoint method takes one typed request and one `Call`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, ClassVar
+from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar
 
 from lmgate.config import ProviderConfig
-from lmgate.errors import BadRequest, ConfigError, GatewayError
+from lmgate.errors import BadRequest, ConfigError, GatewayError, UpstreamBadResponse
 from lmgate.providers.http import HttpPool
 from lmgate.types import (
     ChatRequest,
@@ -23,6 +24,7 @@ from lmgate.types import (
     StreamEvent,
     TranscriptionRequest,
     TranscriptionResponse,
+    Usage,
 )
 
 
@@ -96,6 +98,25 @@ class Provider:
         if not value:
             raise ConfigError(f"provider {self.name!r} (type {self.type}) needs '{field}'")
         return value
+
+
+async def embed_in_batches(
+    provider: str,
+    inputs: list[str],
+    size: int,
+    call_batch: Callable[[list[str]], Awaitable[tuple[list[list[float]], Usage]]],
+) -> tuple[list[list[float]], Usage]:
+    """Embed `inputs` in upstream calls of at most `size`, made concurrently and rejoined in order."""
+    batches = [inputs[i : i + size] for i in range(0, len(inputs), size)] or [[]]
+    results = await asyncio.gather(*(call_batch(b) for b in batches))
+    vectors: list[list[float]] = []
+    usage = Usage()
+    for v, u in results:
+        vectors.extend(v)
+        usage.add(u)
+    if len(vectors) != len(inputs):
+        raise UpstreamBadResponse(f"provider {provider} returned {len(vectors)} embeddings for {len(inputs)} inputs")
+    return vectors, usage
 
 
 # Long secret-looking tokens: sk-..., AKIA..., bearer tokens, JWTs.

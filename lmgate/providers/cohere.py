@@ -6,7 +6,6 @@ usage is the sum of each call's `meta.billed_units.input_tokens`.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -14,7 +13,7 @@ import orjson
 from lmgate.config import ProviderConfig
 from lmgate.errors import UpstreamBadResponse
 from lmgate.providers import http
-from lmgate.providers.base import Call, Provider
+from lmgate.providers.base import Call, Provider, embed_in_batches
 from lmgate.providers.http import HttpPool, UpstreamFailure
 from lmgate.types import EmbeddingRequest, EmbeddingResponse, Usage
 from lmgate.wire import cohere as codec
@@ -32,16 +31,7 @@ class CohereProvider(Provider):
             self._headers["Authorization"] = f"Bearer {config.api_key}"
 
     async def embed(self, req: EmbeddingRequest, call: Call) -> EmbeddingResponse:
-        size = codec.MAX_TEXTS
-        batches = [req.inputs[i : i + size] for i in range(0, len(req.inputs), size)]
-        results = await asyncio.gather(*(self._call(req, call, b) for b in batches))
-        vectors: list[list[float]] = []
-        usage = Usage()
-        for v, u in results:
-            vectors.extend(v)
-            usage.add(u)
-        if len(vectors) != len(req.inputs):
-            raise UpstreamBadResponse(f"provider {self.name} returned {len(vectors)} embeddings for {len(req.inputs)} texts")
+        vectors, usage = await embed_in_batches(self.name, req.inputs, codec.MAX_TEXTS, lambda texts: self._call(req, call, texts))
         return EmbeddingResponse(model=call.model, vectors=vectors, usage=usage)
 
     async def _call(self, req: EmbeddingRequest, call: Call, texts: list[str]) -> tuple[list[list[float]], Usage]:

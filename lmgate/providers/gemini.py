@@ -7,7 +7,6 @@ and are mapped here by their status name.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import time
@@ -20,7 +19,7 @@ import orjson
 from lmgate.config import ProviderConfig
 from lmgate.errors import ContentFiltered, UpstreamBadResponse, UpstreamError
 from lmgate.providers import http
-from lmgate.providers.base import Call, Provider
+from lmgate.providers.base import Call, Provider, embed_in_batches
 from lmgate.providers.http import HttpPool, UpstreamFailure, map_failure
 from lmgate.types import (
     ChatRequest,
@@ -157,15 +156,7 @@ class GeminiProvider(Provider):
 
     async def embed(self, req: EmbeddingRequest, call: Call) -> EmbeddingResponse:
         size = self.embed_batch_size(call.model)
-        batches = [req.inputs[i : i + size] for i in range(0, len(req.inputs), size)] or [[]]
-        results = await asyncio.gather(*(self._embed_batch(req, call, b) for b in batches))
-        vectors: list[list[float]] = []
-        usage = Usage()
-        for v, u in results:
-            vectors.extend(v)
-            usage.add(u)
-        if len(vectors) != len(req.inputs):
-            raise UpstreamBadResponse(f"provider {self.name} returned {len(vectors)} embeddings for {len(req.inputs)} inputs")
+        vectors, usage = await embed_in_batches(self.name, req.inputs, size, lambda inputs: self._embed_batch(req, call, inputs))
         return EmbeddingResponse(model=call.model, vectors=vectors, usage=usage)
 
     async def _embed_batch(self, req: EmbeddingRequest, call: Call, inputs: list[str]) -> tuple[list[list[float]], Usage]:
