@@ -4,14 +4,12 @@ a throw-away Vertex service account, a TLS gateway for boto3, and skips for part
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import shutil
 import struct
 import subprocess
 import threading
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +19,6 @@ import uvicorn
 from lmgate.simulator.answer import png_bytes
 
 # ---------------------------------------------------------------- what has landed
-
-
-def need_provider(kind: str) -> None:
-    """Skip when a provider type is not registered yet (its engineer is still writing it)."""
-    from lmgate.providers.registry import PROVIDERS
-
-    if kind not in PROVIDERS:
-        pytest.skip(f"provider type {kind!r} has not landed in lmgate/providers/registry.py yet")
 
 
 def need_surface(name: str) -> None:
@@ -68,17 +58,6 @@ def sample_pdf(text: str = "A World of Love") -> bytes:
         out += f"{off:010d} 00000 n \n".encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
-
-
-def sample_wav(seconds: float = 0.25, rate: int = 8000) -> bytes:
-    """Mono 16-bit PCM silence in a RIFF/WAVE container (the stdlib writes the headers)."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buf.getvalue()
 
 
 def sample_mp3(frames: int = 10) -> bytes:

@@ -676,11 +676,6 @@ def test_errors_in_the_surface_shape(drivers, surface: str, provider: str) -> No
     assert (f.status, f.kind) == (503, overloaded)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "lmgate/wire/anthropic_stream.py renders message_start with usage.input_tokens=0 always (the "
-    "Anthropic surface's stream), even when the upstream is Anthropic itself and reported the input "
-    "tokens in its own message_start. Anthropic documents input_tokens in message_start; clients that "
-    "read it there (instead of the cumulative message_delta usage) count 0 input tokens."))
 def test_anthropic_stream_message_start_carries_the_input_tokens(gw: RunningGateway, sim) -> None:  # type: ignore[no-untyped-def]
     need_surface("anthropic")
     body = {"model": "via-anthropic", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "Count my tokens"}]}

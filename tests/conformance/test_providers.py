@@ -294,16 +294,6 @@ def test_a_stream_without_include_usage_is_still_accounted(client: openai.OpenAI
     assert ledger_record(conformance_gw, whole.headers["x-request-id"]).cost_usd == pytest.approx(rec.cost_usd, rel=1e-9)
 
 
-O1_MAX_TOKENS = pytest.mark.xfail(strict=True, reason=(
-    "lmgate/wire/openai.py render_chat_request() always writes the output limit as `max_tokens`; "
-    "OpenAI's o1 series (004's o1-preview and o1-mini on Azure) refuse `max_tokens` ('Unsupported "
-    "parameter ... Use max_completion_tokens instead'). Any translated request to them fails upstream: "
-    "every non-OpenAI surface (Anthropic always sends max_tokens), and even an OpenAI-surface request "
-    "that said max_completion_tokens once the pipeline rewrites it (here: its PDF turned into text), so "
-    "the fast path and the slow path send different requests."))
-
-
-@O1_MAX_TOKENS
 @pytest.mark.parametrize("path", ["openai-surface-rewritten", "anthropic-surface"])
 def test_o1_series_gets_max_completion_tokens(conformance_gw, client: openai.OpenAI, sim, path: str) -> None:  # type: ignore[no-untyped-def]
     import anthropic
@@ -400,19 +390,11 @@ def test_upstream_timeout_is_504(client: openai.OpenAI, case: Case) -> None:
     assert info.value.status_code == 504 and info.value.body["code"] == "upstream_timeout"  # type: ignore[index]
 
 
-DROPPED_TEXT = pytest.mark.xfail(strict=True, reason=(
-    "lmgate/providers/openai.py OpenAIProvider.stream(): frames of a read block are collected in "
-    "`plain` and only yielded when a parsed frame comes next; an upstream error frame raises "
-    "UpstreamError first, so text frames that arrived in the same read as the error (here all of "
-    "them after the first) are dropped and never reach the client (Azure inherits it)."))
-
-
 def _stream_break_cases() -> list:  # type: ignore[type-arg]
     out = []
     for c in CASES:
         for knob, label in (("error_after=8", "in-stream-error"), ("cut_after=8", "cut-connection")):
-            marks = [DROPPED_TEXT] if c.protocol == "openai" and knob.startswith("error") else []
-            out.append(pytest.param(c, knob, id=f"{label}-{c.name}", marks=marks))
+            out.append(pytest.param(c, knob, id=f"{label}-{c.name}"))
     return out
 
 
