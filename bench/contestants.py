@@ -54,6 +54,7 @@ class Session:
     not_run: str = ""  # why this session is skipped, if it is
     ledger_db: Path | None = None  # lmgate's SQLite file, to count the usage records it wrote
     sent: int = 0  # requests completed against this server in every run, warm-up and check
+    quiet_wait: float = 0.0  # seconds to wait at most, before each run, for other processes to go idle
 
 
 def free_port() -> int:

@@ -56,6 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32, help="connections of the loaded runs (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     p.add_argument("--repeat", type=int, default=1, help="do each run N times and keep the fastest valid one (default 1)")
+    p.add_argument("--quiet-wait", type=float, default=0.0, help="before each run, wait up to S seconds for other processes to go idle (shared machines)")
     p.add_argument("--only", default="", help=f"comma-separated sessions among {','.join(SESSIONS)}")
     p.add_argument("--skip", default="", help="comma-separated sessions to leave out")
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
@@ -151,6 +152,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
                 simulator, sim_why = start_simulator(work)
         for name in names:
             session = build_session(name, args, work, upstream, simulator)
+            session.quiet_wait = args.quiet_wait
             for row in session.rows:
                 if row.name == "lmgate-translate" and simulator is None:
                     row.not_run = sim_why
@@ -178,6 +180,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, nginx: str) -> int:
         "runs": ", ".join(sc.name for sc in scs)
         + f"; {args.duration} s each"
         + (f", best of {args.repeat}" if args.repeat > 1 else "")
+        + (f", up to {args.quiet_wait:.0f} s wait for a quiet machine before each" if args.quiet_wait else "")
         + f", {args.warmup} s warm-up per contestant",
         "load": f"wrk, {args.threads} thread(s), Lua scripts in bench/wrk/",
         "upstream": "nginx, one process, fixed answers (bench/upstream.py)",

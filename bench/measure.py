@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from contestants import Row, Session
-from procs import OtherLoad, ServerFailed, TreeSampler, tail
+from procs import OtherLoad, ServerFailed, TreeSampler, tail, wait_for_quiet
 from scenarios import Scenario, check_request
 from wrkrun import run_wrk
 
@@ -152,6 +152,8 @@ def measure_one(
         if session.server is not None and session.server.proc and session.server.proc.poll() is not None:
             log(tail(session.server.log))
         return base
+    if session.quiet_wait > 0:
+        wait_for_quiet(session.quiet_wait)
     if session.server is not None:
         with TreeSampler(session.server.pid) as sampler:
             with OtherLoad(sampler.pids + upstream_pids) as others:

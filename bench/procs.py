@@ -89,6 +89,22 @@ def own_and_children_ms() -> float:
     return (me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime) * 1000.0
 
 
+def wait_for_quiet(max_seconds: float, cores: float = 0.25, window: float = 0.5) -> float:
+    """Wait (up to max_seconds) until the machine's busy time over a short window is below `cores`.
+
+    Called between runs, when the benchmark's own processes are idle, so whatever is busy belongs
+    to someone else. Returns the load seen last, in cores.
+    """
+    deadline = time.monotonic() + max_seconds
+    load = 0.0
+    while True:
+        busy0, t0 = system_busy_ms(), time.monotonic()
+        time.sleep(window)
+        load = (system_busy_ms() - busy0) / ((time.monotonic() - t0) * 1000.0)
+        if load < cores or time.monotonic() >= deadline:
+            return load
+
+
 @dataclass
 class OtherLoad:
     """How much CPU the rest of the machine used during a run, beyond the benchmark's own processes.
