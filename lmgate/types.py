@@ -254,6 +254,7 @@ class StreamStart:
     id: str
     model: str
     created: int
+    usage: "Usage | None" = None  # input-side usage, where the upstream tells it up front (Anthropic)
 
 
 @dataclass(slots=True)

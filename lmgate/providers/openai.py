@@ -83,7 +83,7 @@ class OpenAIProvider(Provider):
             return orjson.dumps(body)
         if call.merge_roles:
             req = _with_messages(req, codec.merge_consecutive_roles(req.messages))
-        body = codec.render_chat_request(req, model or "", stream_usage=self.stream_usage)
+        body = codec.render_chat_request(req, model or "", stream_usage=self.stream_usage, limit_field=codec.output_limit_field(call.model))
         if model is None:
             body.pop("model", None)
         return orjson.dumps(body)
@@ -145,14 +145,14 @@ class OpenAIProvider(Provider):
                 if started and _USAGE_MARK not in payload and _USAGE_MARK_SPACED not in payload and b'"error"' not in payload:
                     plain.append(frame)
                     continue
+                if plain:  # what came before this frame goes first, even if this one is an error
+                    yield RawChunk(codec.FORMAT, b"\n\n".join(plain) + b"\n\n")
+                    plain = []
                 chunk = _loads(payload, self.name)
                 if "error" in chunk and "choices" not in chunk:
                     err = chunk.get("error") or {}
                     message = err.get("message", "") if isinstance(err, dict) else err
                     raise UpstreamError(f"provider {self.name} failed mid-stream: {self.redact(str(message))}")
-                if plain:
-                    yield RawChunk(codec.FORMAT, b"\n\n".join(plain) + b"\n\n")
-                    plain = []
                 if not started:
                     started = True
                     yield StreamStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), int(chunk.get("created") or time.time()))

@@ -68,7 +68,8 @@ class StreamDecoder:
             msg = ev.get("message") or {}
             self.started = True
             self.usage = parse_usage(msg.get("usage"))
-            return [StreamStart(str(msg.get("id") or ""), str(msg.get("model") or ""), int(time.time()))]
+            start_usage = Usage(self.usage.input_tokens, 0, self.usage.cached_tokens, self.usage.cache_write_tokens)
+            return [StreamStart(str(msg.get("id") or ""), str(msg.get("model") or ""), int(time.time()), start_usage)]
         if kind == "message_delta":
             self._update_usage(ev.get("usage") or {})
             reason = (ev.get("delta") or {}).get("stop_reason")
@@ -118,7 +119,7 @@ class EventRenderer:
     take from message_delta).
     """
 
-    __slots__ = ("id", "model", "started", "_open", "_next", "_tools", "_finish", "_usage")
+    __slots__ = ("id", "model", "started", "_open", "_next", "_tools", "_finish", "_usage", "_start_usage")
 
     def __init__(self, model: str | None = None, msg_id: str | None = None) -> None:
         self.id = msg_id or ""
@@ -129,6 +130,7 @@ class EventRenderer:
         self._tools: dict[int, int] = {}  # tool call index -> block index
         self._finish: str | None = None
         self._usage: Usage | None = None
+        self._start_usage: Usage | None = None  # what message_start tells (the upstream's, if it said)
 
     def _start(self) -> list[Event]:
         if self.started:
@@ -144,7 +146,7 @@ class EventRenderer:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": render_usage(self._start_usage or Usage()),
         }
         return [("message_start", {"type": "message_start", "message": message}), ("ping", {"type": "ping"})]
 
@@ -172,6 +174,7 @@ class EventRenderer:
             if not self.id:
                 self.id = ev.id
             self.model = self.model or ev.model
+            self._start_usage = ev.usage
             return self._start()
         if isinstance(ev, TextDelta):
             if ev.index != 0 or not ev.text:

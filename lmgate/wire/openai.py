@@ -268,8 +268,9 @@ def _parse_response_format(rf: dict[str, Any] | None) -> ResponseFormat | None:
 # ---------------------------------------------------------------- chat request, outbound
 
 
-def render_chat_request(req: ChatRequest, model: str, *, stream_usage: bool = True) -> dict[str, Any]:
-    """The canonical request as an OpenAI body for upstream `model`."""
+def render_chat_request(req: ChatRequest, model: str, *, stream_usage: bool = True, limit_field: str | None = None) -> dict[str, Any]:
+    """The canonical request as an OpenAI body for upstream `model` (`limit_field`: the name of the
+    output limit, when the model is named elsewhere, as Azure's deployment path does)."""
     body: dict[str, Any] = dict(req.extra) if req.raw_format == FORMAT else {}
     body["model"] = model
     body["messages"] = [render_message(m) for m in req.messages]
@@ -282,7 +283,7 @@ def render_chat_request(req: ChatRequest, model: str, *, stream_usage: bool = Tr
         if value is not None:
             body[key] = value
     if req.max_tokens is not None:
-        body["max_tokens"] = req.max_tokens
+        body[limit_field or output_limit_field(model)] = req.max_tokens
     if req.tools is not None:
         body["tools"] = [render_tool(t) for t in req.tools]
     if req.tool_choice is not None:
@@ -298,6 +299,16 @@ def render_chat_request(req: ChatRequest, model: str, *, stream_usage: bool = Tr
         else:
             body["response_format"] = {"type": rf.type}
     return body
+
+
+# Reasoning models refuse `max_tokens` ("use max_completion_tokens instead"); older servers know
+# only `max_tokens`. By the upstream model's name, as OpenAI and Azure name them.
+_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def output_limit_field(model: str) -> str:
+    name = model.rsplit("/", 1)[-1].lower()
+    return "max_completion_tokens" if name.startswith(_REASONING_PREFIXES) else "max_tokens"
 
 
 def render_tool(t: Tool) -> dict[str, Any]:
