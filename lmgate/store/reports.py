@@ -37,7 +37,10 @@ COLUMN_GROUPS: dict[str, Any] = {
     "endpoint": u.endpoint,
     "status": u.status,
 }
-METRICS = ("requests", "input_tokens", "output_tokens", "cost_usd")
+METRICS = ("requests", "input_tokens", "output_tokens", "cost_usd", "cache_hits", "cache_saved_usd", "guardrail_requests")
+# `group_by=guardrail` (alone): one row per guardrail check, action and direction.
+GUARDRAIL_GROUP = "guardrail"
+GUARDRAIL_COLUMNS = ("check", "action", "where", "requests", "matches")
 _FIELD = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -47,6 +50,8 @@ def parse_group_by(value: str | None) -> list[str]:
     if not value:
         return []
     fields = [f.strip() for f in value.split(",") if f.strip()]
+    if GUARDRAIL_GROUP in fields and len(fields) > 1:
+        raise Unprocessable("group_by=guardrail cannot be combined with other groups", param="group_by")
     for f in fields:
         if f not in COLUMN_GROUPS and not _FIELD.match(f):
             raise Unprocessable(f"group_by field '{f}' is not a known group or a valid metadata field name", param="group_by")
@@ -83,7 +88,10 @@ def parse_time(value: str | None, name: str, *, end: bool = False, now: float | 
 
 
 def usage_report(store: Store, group_by: list[str], since: float | None = None, until: float | None = None, key: str | None = None) -> list[dict[str, Any]]:
-    """One row per group: the group fields, then requests, input/output tokens and cost."""
+    """One row per group: the group fields, then requests, tokens, cost, cache hits and what they
+    saved, and how many requests a guardrail acted on."""
+    if group_by == [GUARDRAIL_GROUP]:
+        return guardrail_report(store, since, until, key)
     groups = []
     for i, name in enumerate(group_by):
         expr = COLUMN_GROUPS.get(name)
@@ -97,13 +105,11 @@ def usage_report(store: Store, group_by: list[str], since: float | None = None, 
         sa.func.coalesce(sa.func.sum(u.input_tokens), 0).label("input_tokens"),
         sa.func.coalesce(sa.func.sum(u.output_tokens), 0).label("output_tokens"),
         sa.func.coalesce(sa.func.sum(u.cost_usd), 0.0).label("cost_usd"),
+        sa.func.coalesce(sa.func.sum(sa.case((u.cache_hit, 1), else_=0)), 0).label("cache_hits"),
+        sa.func.coalesce(sa.func.sum(u.cache_saved_usd), 0.0).label("cache_saved_usd"),
+        sa.func.coalesce(sa.func.sum(sa.case((sa.cast(u.guardrails, sa.Text) != "[]", 1), else_=0)), 0).label("guardrail_requests"),
     )
-    if since is not None:
-        q = q.where(u.ts >= since)
-    if until is not None:
-        q = q.where(u.ts < until)
-    if key is not None:
-        q = q.where(sa.or_(u.key_id == key, u.key_name == key))
+    q = _filtered(q, since, until, key)
     if groups:
         q = q.group_by(*groups).order_by(*(g.asc().nulls_first() for g in groups))  # one order on both databases
     out = []
@@ -120,13 +126,38 @@ def usage_report(store: Store, group_by: list[str], since: float | None = None, 
             row["input_tokens"] = int(r["input_tokens"])
             row["output_tokens"] = int(r["output_tokens"])
             row["cost_usd"] = round(float(r["cost_usd"]), 10)
+            row["cache_hits"] = int(r["cache_hits"])
+            row["cache_saved_usd"] = round(float(r["cache_saved_usd"]), 10)
+            row["guardrail_requests"] = int(r["guardrail_requests"])
             out.append(row)
     if not groups and out and out[0]["requests"] == 0:
         out[0]["cost_usd"] = 0.0
     return out
 
 
+def _filtered(q: Any, since: float | None, until: float | None, key: str | None) -> Any:
+    if since is not None:
+        q = q.where(u.ts >= since)
+    if until is not None:
+        q = q.where(u.ts < until)
+    if key is not None:
+        q = q.where(sa.or_(u.key_id == key, u.key_name == key))
+    return q
+
+
+def guardrail_report(store: Store, since: float | None, until: float | None, key: str | None) -> list[dict[str, Any]]:
+    """Guardrail decisions per check, action and direction: requests touched and matches."""
+    from lmgate.policy.guardrails.report import guardrail_rows
+
+    q = _filtered(sa.select(u.guardrails).where(sa.cast(u.guardrails, sa.Text) != "[]"), since, until, key)
+    with reading(store.engine) as conn:
+        decisions = [{"guardrails": r[0]} for r in conn.execute(q)]
+    return guardrail_rows(decisions)
+
+
 def columns_of(group_by: list[str]) -> list[str]:
+    if group_by == [GUARDRAIL_GROUP]:
+        return list(GUARDRAIL_COLUMNS)
     cols: list[str] = []
     for name in group_by:
         cols.extend(["key", "key_id"] if name == "key" else [name])

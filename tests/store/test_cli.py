@@ -98,7 +98,8 @@ def test_usage_command(tmp_path: Path, capsys: Any, sim: Any) -> None:
     rows = json.loads(out)["rows"]
     assert code == 0 and [(r["key"], r["app"], r["requests"]) for r in rows] == [("static", "bot", 3)]
     code, out, _ = cli(capsys, "usage", "--config", str(cfg), "--group-by", "model,day", "--format", "csv", "--since", "1d")
-    assert out.splitlines()[0] == "model,day,requests,input_tokens,output_tokens,cost_usd" and len(out.splitlines()) == 2
+    assert out.splitlines()[0] == "model,day,requests,input_tokens,output_tokens,cost_usd,cache_hits,cache_saved_usd,guardrail_requests"
+    assert len(out.splitlines()) == 2
     code, out, _ = cli(capsys, "usage", "--config", str(cfg), "--group-by", "key")
     assert code == 0 and "static" in out and "requests" in out.splitlines()[0]
     code, _, err = cli(capsys, "usage", "--config", str(cfg), "--since", "whenever")
