@@ -1,7 +1,8 @@
 """The one pooled HTTP path every provider uses.
 
-One aiohttp session per provider (keep-alive, bounded connections), created inside the running
-event loop on first use; upstream failures become lmgate errors here, once, for every provider.
+One upstream client per provider (keep-alive, bounded connections), created inside the running
+event loop on first use: lmgate's own small client (fasthttp) for bytes bodies, aiohttp for
+multipart uploads; upstream failures become lmgate errors here, once, for every provider.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 import orjson
+import yarl
 
 from lmgate.errors import (
     ContentFiltered,
@@ -27,6 +29,10 @@ from lmgate.errors import (
     UpstreamUnavailable,
     client_error_from_upstream,
 )
+from lmgate.providers import fasthttp
+
+# What send() returns: the fast client's response, or aiohttp's for a multipart upload.
+Response = fasthttp.Response | aiohttp.ClientResponse
 
 
 @dataclass(slots=True)
@@ -39,26 +45,48 @@ class UpstreamFailure:
     retry_after: float | None = None
 
 
-class HttpPool:
-    """Sessions keyed by provider name, closed together at shutdown."""
+class Upstream:
+    """One provider's clients: the fast pooled client for bytes bodies, and an aiohttp session
+    (made on first use) for what it does not do, multipart uploads."""
 
-    def __init__(self) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.fast = fasthttp.Client(max_connections)
+        self._aio: aiohttp.ClientSession | None = None
 
-    def session(self, name: str, max_connections: int = 256) -> aiohttp.ClientSession:
-        s = self._sessions.get(name)
-        if s is None or s.closed:
-            connector = aiohttp.TCPConnector(
-                limit=max_connections, limit_per_host=max_connections, keepalive_timeout=60, ttl_dns_cache=300
-            )
-            s = aiohttp.ClientSession(
+    @property
+    def closed(self) -> bool:
+        return self.fast.closed
+
+    def aio(self) -> aiohttp.ClientSession:
+        if self._aio is None or self._aio.closed:
+            n = self.max_connections
+            connector = aiohttp.TCPConnector(limit=n, limit_per_host=n, keepalive_timeout=60, ttl_dns_cache=300)
+            self._aio = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies must never leak between callers
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )
-            self._sessions[name] = s
+        return self._aio
+
+    async def close(self) -> None:
+        await self.fast.close()
+        if self._aio is not None:
+            await self._aio.close()
+
+
+class HttpPool:
+    """Upstream clients keyed by provider name, closed together at shutdown."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Upstream] = {}
+
+    def session(self, name: str, max_connections: int = 256) -> Upstream:
+        s = self._sessions.get(name)
+        if s is None or s.closed:
+            s = self._sessions[name] = Upstream(max_connections)
         return s
 
     async def close(self) -> None:
@@ -74,9 +102,9 @@ def timeout_for(total: float, connect: float, idle: float | None = None) -> aioh
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    session: Upstream,
     method: str,
-    url: str,
+    url: str | yarl.URL,
     *,
     data: bytes | aiohttp.FormData | None,
     headers: dict[str, str],
@@ -84,21 +112,26 @@ async def send(
     parse_error: Callable[[int, bytes, Any], UpstreamFailure],
     redact: Callable[[str], str],
     provider: str,
-) -> aiohttp.ClientResponse:
-    """Send one request; return the response on 2xx, else raise the mapped lmgate error."""
+) -> Response:
+    """Send one request; return the response on 2xx, else raise the mapped lmgate error.
+    Bytes go through the fast client; a multipart form through aiohttp."""
+    resp: Response
     try:
-        resp = await session.request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+        if isinstance(data, aiohttp.FormData):
+            resp = await session.aio().request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+        else:
+            resp = await session.fast.request(method, url, headers=headers, body=data or b"", timeout=timeout)
     except asyncio.TimeoutError:
         raise UpstreamTimeout(f"provider {provider} did not answer in time") from None
-    except aiohttp.ClientConnectorError:
+    except (fasthttp.ConnectError, aiohttp.ClientConnectorError):
         raise UpstreamUnavailable(f"provider {provider} could not be reached") from None
-    except aiohttp.ClientError as exc:
+    except (fasthttp.HttpError, aiohttp.ClientError) as exc:
         raise UpstreamError(f"provider {provider} failed: {type(exc).__name__}") from None
     if resp.status < 300:
         return resp
     try:
         body = await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (fasthttp.HttpError, aiohttp.ClientError, asyncio.TimeoutError):
         body = b""
     finally:
         resp.release()
@@ -108,12 +141,12 @@ async def send(
     raise map_failure(failure, provider, redact)
 
 
-async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:
+async def read_json(resp: Response, provider: str) -> Any:
     try:
         body = await resp.read()
     except asyncio.TimeoutError:
         raise UpstreamTimeout(f"provider {provider} did not finish its answer in time") from None
-    except aiohttp.ClientError:
+    except (fasthttp.HttpError, aiohttp.ClientError):
         raise UpstreamError(f"provider {provider} broke off its answer") from None
     finally:
         resp.release()
@@ -123,14 +156,14 @@ async def read_json(resp: aiohttp.ClientResponse, provider: str) -> Any:
         raise UpstreamBadResponse(f"provider {provider} answered with something that is not JSON") from None
 
 
-async def iter_body(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+async def iter_body(resp: Response, provider: str) -> AsyncIterator[bytes]:
     """The response body as it arrives; a cut or a silence becomes an lmgate error."""
     try:
         async for chunk in resp.content.iter_any():
             yield chunk
     except asyncio.TimeoutError:
         raise UpstreamTimeout(f"provider {provider} went silent mid-stream") from None
-    except aiohttp.ClientError:
+    except (fasthttp.HttpError, aiohttp.ClientError):
         raise UpstreamError(f"provider {provider} broke off the stream") from None
     finally:
         resp.release()
