@@ -18,7 +18,7 @@ import functools
 import select
 import ssl as ssl_module
 from collections import deque
-from typing import Any, AsyncIterator, Iterator, Mapping, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import httptools
 import yarl
@@ -256,20 +256,9 @@ class Response:
             self._body = ex.take()
         return self._body
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    def iter_any(self) -> _Pieces:
         """The body in the pieces it arrives in; reading pauses while HIGH_WATER bytes wait here."""
-        ex = self._ex
-        if ex is None:
-            return
-        while True:
-            if ex.chunks:
-                yield ex.take()
-            elif ex.error is not None:
-                raise _again(ex.error)
-            elif ex.done:
-                return
-            else:
-                await ex.wait()
+        return _Pieces(self._ex)
 
     def release(self) -> None:
         """Done with the response: a connection still carrying an unread body is closed, not reused."""
@@ -278,6 +267,31 @@ class Response:
             ex.abandon()
 
     __del__ = release
+
+
+class _Pieces:
+    """iter_any's iterator: a class, not an async generator, so a consumer that stops early leaves
+    nothing for the loop to finalize (an abandoned generator costs a task to close)."""
+
+    __slots__ = ("ex",)
+
+    def __init__(self, ex: _Exchange | None) -> None:
+        self.ex = ex
+
+    def __aiter__(self) -> _Pieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        ex = self.ex
+        while ex is not None:
+            if ex.chunks:
+                return ex.take()
+            if ex.error is not None:
+                raise _again(ex.error)
+            if ex.done:
+                break
+            await ex.wait()
+        raise StopAsyncIteration
 
 
 class _Connection(asyncio.Protocol):
