@@ -44,6 +44,8 @@ class AzureProvider(OpenAIProvider):
     def body_model(self, call: Call) -> str | None:
         return None  # the deployment in the path decides
 
+    look_marks = (*OpenAIProvider.look_marks, b"filter_results", b"filter_offsets", b'"choices":[]', b'"choices": []')
+
     def skip_frame(self, payload: bytes) -> bool:
         """Azure's choice-less annotation frames (prompt_filter_results, the asynchronous filter's
         offsets): clients indexing choices[0] would fail on them, and the first one's empty id

@@ -132,49 +132,73 @@ class OpenAIProvider(Provider):
             if cut < 0:
                 continue
             block, buf = buf[:cut], buf[cut + 2 :]
-            plain: list[bytes] = []  # frames forwarded untouched, in order
-            for frame in block.split(b"\n\n"):
-                payload = sse_payload(frame)
-                if payload is None:
-                    continue
-                if payload == b"[DONE]":
-                    done = True
-                    break
-                if self.skip_frame(payload):
-                    continue
-                if started and _USAGE_MARK not in payload and _USAGE_MARK_SPACED not in payload and b'"error"' not in payload:
-                    plain.append(frame)
-                    continue
-                if plain:  # what came before this frame goes first, even if this one is an error
-                    yield RawChunk(codec.FORMAT, b"\n\n".join(plain) + b"\n\n")
-                    plain = []
-                chunk = _loads(payload, self.name)
-                if "error" in chunk and "choices" not in chunk:
-                    err = chunk.get("error") or {}
-                    message = err.get("message", "") if isinstance(err, dict) else err
-                    raise UpstreamError(f"provider {self.name} failed mid-stream: {self.redact(str(message))}")
-                if not started:
-                    started = True
-                    yield StreamStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), int(chunk.get("created") or time.time()))
-                usage = chunk.get("usage")
-                if usage:
-                    # The usage frame is rendered by the surface (with the cost); forward the rest.
-                    if chunk.get("choices"):
-                        rest = {k: v for k, v in chunk.items() if k != "usage"}
-                        yield RawChunk(codec.FORMAT, b"data: " + orjson.dumps(rest) + b"\n\n", codec.chunk_events(rest))
-                    yield StreamUsage(codec.parse_usage(usage))
-                    continue
-                yield RawChunk(codec.FORMAT, b"data: " + payload + b"\n\n", codec.chunk_events(chunk))
-            if plain:
-                yield RawChunk(codec.FORMAT, b"\n\n".join(plain) + b"\n\n")
+            while block and not done:
+                if started:
+                    # A run of frames before the first one that needs a look goes out as one piece.
+                    look = self._first_mark(block)
+                    if look < 0:
+                        yield RawChunk(codec.FORMAT, block + b"\n\n")
+                        break
+                    head = block.rfind(b"\n\n", 0, look)
+                    if head > 0:
+                        yield RawChunk(codec.FORMAT, block[: head + 2])
+                        block = block[head + 2 :]
+                frame, _, block = block.partition(b"\n\n")
+                for ev in self._frame_events(frame, started):
+                    if ev is None:
+                        done = True
+                        break
+                    if isinstance(ev, StreamStart):
+                        started = True
+                    yield ev
             if done:
                 break
         if not done:
             raise UpstreamError(f"provider {self.name} ended the stream early")
 
+    def _frame_events(self, frame: bytes, started: bool) -> list[StreamEvent | None]:
+        """One frame that needs a look: the stream's start, usage, an error, the end (None)."""
+        payload = sse_payload(frame)
+        if payload is None or self.skip_frame(payload):
+            return []
+        if payload == b"[DONE]":
+            return [None]
+        if started and _USAGE_MARK not in payload and _USAGE_MARK_SPACED not in payload and b'"error"' not in payload:
+            return [RawChunk(codec.FORMAT, frame + b"\n\n")]  # a mark inside the text, nothing more
+        chunk = _loads(payload, self.name)
+        if "error" in chunk and "choices" not in chunk:
+            err = chunk.get("error") or {}
+            message = err.get("message", "") if isinstance(err, dict) else err
+            raise UpstreamError(f"provider {self.name} failed mid-stream: {self.redact(str(message))}")
+        out: list[StreamEvent | None] = []
+        if not started:
+            out.append(StreamStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), int(chunk.get("created") or time.time())))
+        usage = chunk.get("usage")
+        if usage:
+            # The usage frame is rendered by the surface (with the cost); forward the rest.
+            if chunk.get("choices"):
+                rest = {k: v for k, v in chunk.items() if k != "usage"}
+                out.append(RawChunk(codec.FORMAT, b"data: " + orjson.dumps(rest) + b"\n\n", codec.chunk_events(rest)))
+            out.append(StreamUsage(codec.parse_usage(usage)))
+        else:
+            out.append(RawChunk(codec.FORMAT, frame + b"\n\n", codec.chunk_events(chunk)))
+        return out
+
     def skip_frame(self, payload: bytes) -> bool:
         """Frames a subclass drops (Azure's filter annotations)."""
         return False
+
+    # Byte strings whose presence means a frame needs a look (usage, the end, an error, and what
+    # skip_frame looks for); a block without any is forwarded whole.
+    look_marks: tuple[bytes, ...] = (_USAGE_MARK, _USAGE_MARK_SPACED, b"[DONE]", b'"error"')
+
+    def _first_mark(self, block: bytes) -> int:
+        first = -1
+        for mark in self.look_marks:
+            i = block.find(mark)
+            if i >= 0 and (first < 0 or i < first):
+                first = i
+        return first
 
     # -- embeddings, images, audio ---------------------------------------------------------
 
