@@ -28,7 +28,7 @@ class CacheConfig(_Frozen):
     backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis when the top-level `redis:` is set
     ttl_s: float = Field(3600.0, gt=0)  # how long an answer is reused
     max_entries: int = Field(10_000, gt=0)  # memory backend: LRU bound by count ...
-    max_bytes: int = Field(256 * 1024 * 1024, gt=0)  # ... and by encoded size
+    max_bytes: int = Field(64 * 1024 * 1024, gt=0)  # ... and by encoded size (per worker: keep it well under its RSS)
     max_entry_bytes: int = Field(4 * 1024 * 1024, gt=0)  # larger answers are not stored
     scope: Literal["global", "key"] = "global"  # key: entries are shared only among requests of one key
     embeddings: bool = True  # cache /embeddings answers too
