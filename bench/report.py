@@ -198,7 +198,8 @@ def targets(
     rows.append(
         (
             f"overhead @1 ≤ bare proxy's + {TARGET_OVERHEAD_OVER_BARE_MS} ms",
-            f"+{fmt(extra)} ms over bare ({fmt(lm.overhead_1_ms)} vs {fmt(bare.overhead_1_ms)} ms over direct)",
+            f"{'-' if extra is None else f'{extra:+.2f}'} ms over bare "
+            f"({fmt(lm.overhead_1_ms)} vs {fmt(bare.overhead_1_ms)} ms over direct)",
             verdict(extra, None if extra is None else extra <= TARGET_OVERHEAD_OVER_BARE_MS),
         )
     )
