@@ -61,7 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     simulator = None
     if config.simulator is not None:
         simulator = subprocess.Popen(
-            [sys.executable, "-m", "lmgate", "simulate", "--host", config.simulator.host, "--port", str(config.simulator.port)]
+            [sys.executable, "-m", "lmgate", "simulate", "--host", config.simulator.host, "--port", str(config.simulator.port)],
+            preexec_fn=_die_with_parent,
         )
         _wait_for_port(config.simulator.host, config.simulator.port)
     try:
@@ -120,6 +121,18 @@ def cmd_models(args: argparse.Namespace) -> int:
         ctx = str(info.context_window or "-")
         print(f"{name:48} {info.kind:9} {pin:>10} {pout:>10} {unit:14} {ctx:>9}  {', '.join(sorted(info.modalities))} / {info.status}")
     return 0
+
+
+def _die_with_parent() -> None:
+    """In the simulator child: end with the gateway. uvicorn re-raises SIGTERM/SIGINT after its
+    graceful shutdown, which kills the gateway before any `finally` could stop the child."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the `finally` in cmd_serve is all there is
+        pass
 
 
 def _wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:

@@ -98,3 +98,31 @@ def test_serve_refuses_a_bad_config_with_its_line(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert b"models[0].colour (line 6): unknown key" in out
+
+
+def test_the_simulator_started_with_serve_ends_with_it(tmp_path):
+    """uvicorn re-raises SIGTERM after its shutdown; the simulator child must not outlive it."""
+    sim_port = free_port()
+    proc, port = _serve(
+        tmp_path,
+        f"""
+database: sqlite:///{tmp_path}/gw.db
+simulator: {{port: {sim_port}}}
+providers:
+  sim: {{type: openai, base_url: "http://127.0.0.1:{sim_port}/v1", api_key: sim-key}}
+models:
+  - name: m
+    deployments: [{{provider: sim, model: gpt-4o}}]
+""",
+    )
+    _wait(f"http://127.0.0.1:{port}/health/ready", proc)
+    assert requests.get(f"http://127.0.0.1:{sim_port}/_sim/health", timeout=2).status_code == 200
+    _stop(proc)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{sim_port}/_sim/health", timeout=0.5)
+        except requests.ConnectionError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the simulator outlived the gateway")
