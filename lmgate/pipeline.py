@@ -50,6 +50,9 @@ class Pipeline:
         self._after = {id(s) for s in steps if overrides(s, "after")}
         self._stream = {id(s) for s in steps if overrides(s, "stream")}
         self._finish = {id(s) for s in steps if overrides(s, "finish")}
+        # Which media URLs every deployment of a route (and of its fallbacks) takes itself: fixed
+        # at start, so not worked out again on every request.
+        self._url_kinds = {name: url_kinds_of(self._providers_of(route)) for name, route in router.routes.items()}
 
     # ---------------------------------------------------------------- chat, whole
 
@@ -253,9 +256,12 @@ class Pipeline:
         turn PDFs into text for models without document input."""
         if self.media is None:
             return req
+        return await self.media.prepare(req, route.info, self._url_kinds[route.name])
+
+    def _providers_of(self, route: ModelRoute) -> list[Any]:
         names = (*route.fallbacks, *route.context_fallbacks, *route.content_filter_fallbacks)
         routes = [route, *(self.router.routes[n] for n in names if n in self.router.routes)]
-        return await self.media.prepare(req, route.info, url_kinds_of(d.provider for r in routes for d in r.deployments))
+        return [d.provider for r in routes for d in r.deployments]
 
     def _admit(self, ctx: RequestContext, model: str) -> ModelRoute:
         ctx.model = model

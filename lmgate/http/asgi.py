@@ -201,9 +201,6 @@ class Router:
                 return c.routes, {k: unquote(v) for k, v in m.groupdict().items()}
         return None
 
-    def patterns(self) -> list[str]:
-        return list(self._static) + [c.regex.pattern for c in self._dynamic]
-
 
 def _compile(pattern: str) -> re.Pattern[str]:
     out = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from lmgate.catalog.catalog import ModelInfo, cost_usd
+from lmgate.catalog.catalog import ModelInfo
 from lmgate.catalog.tokens import billable_chars, count_chars, estimate_chat_tokens, estimate_tokens
 from lmgate.types import ChatRequest, ChatResponse, RequestContext, Usage, UsageRecord
 
@@ -42,10 +42,6 @@ def complete_usage(usage: Usage, req: ChatRequest, output_text: str | None, info
 
 def response_text(resp: ChatResponse) -> str:
     return "".join(c.message.text() for c in resp.choices)
-
-
-def price(info: ModelInfo, usage: Usage) -> float:
-    return cost_usd(info, usage)
 
 
 def record_for(

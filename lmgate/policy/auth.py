@@ -43,26 +43,23 @@ class KeyIndex:
     def put(self, record: KeyRecord) -> None:
         self._by_hash[record.key_hash] = record
 
-    def remove(self, key_hash: str) -> None:
-        self._by_hash.pop(key_hash, None)
-
     def replace_source(self, source: str, records: Iterable[KeyRecord]) -> None:
         """Swap all keys of one source (config or store) at once, keeping the others."""
         kept = {h: r for h, r in self._by_hash.items() if r.source != source}
         kept.update({r.key_hash: r for r in records})
         self._by_hash = kept
 
-    def records(self) -> list[KeyRecord]:
-        return list(self._by_hash.values())
-
     def __len__(self) -> int:
         return len(self._by_hash)
 
 
+def model_allowed(key: KeyRecord, model: str) -> bool:
+    return any(pattern == "*" or pattern == model or fnmatch.fnmatchcase(model, pattern) for pattern in key.models)
+
+
 def check_model_allowed(key: KeyRecord, model: str) -> None:
-    for pattern in key.models:
-        if pattern == "*" or pattern == model or fnmatch.fnmatchcase(model, pattern):
-            return
+    if model_allowed(key, model):
+        return
     raise Forbidden(f"this key is not allowed to use the model '{model}'", param="model")
 
 

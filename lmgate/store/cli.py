@@ -202,14 +202,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+def _show_key(args: argparse.Namespace, row: Any) -> None:
+    """A key as JSON (--json) or as the readable block."""
+    if args.json:
+        print(json.dumps(row.public(), indent=2))
+    else:
+        _print_key(row)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     def body(store: Store, _: set[str]) -> int:
         row = store.get_key(args.key)
         _add_spend(store, row)
-        if args.json:
-            print(json.dumps(row.public(), indent=2))
-        else:
-            _print_key(row)
+        _show_key(args, row)
         return 0
 
     return _run(args, body)
@@ -221,10 +226,7 @@ def cmd_update(args: argparse.Namespace) -> int:
         if changes.get("name") in config_names:
             raise DuplicateKeyName(f"a key named '{changes['name']}' is defined in the config file")
         row = store.update_key(args.key, changes)
-        if args.json:
-            print(json.dumps(row.public(), indent=2))
-        else:
-            _print_key(row)
+        _show_key(args, row)
         return 0
 
     return _run(args, body)

@@ -13,7 +13,6 @@ import orjson
 from lmgate.catalog.tokens import estimate_chat_tokens
 from lmgate.errors import GatewayError
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
-from lmgate.policy.auth import check_model_allowed
 from lmgate.surfaces.base import Services, answer_headers, bearer, framed
 from lmgate.wire import anthropic as codec
 from lmgate.wire import anthropic_stream as sse
@@ -72,9 +71,7 @@ def routes(s: Services) -> list[Route]:
         ctx = s.context(request, NAME, "count_tokens", key_of(request))
         body = await s.json_body(request)
         req = codec.parse_request({**body, "max_tokens": body.get("max_tokens") or 1})
-        s.router.route(req.model)  # an unknown model is a 404, as Anthropic answers
-        if ctx.key is not None:
-            check_model_allowed(ctx.key, req.model)
+        s.check_model(ctx, req.model)  # an unknown model is a 404, as Anthropic answers
         return Response(200, orjson.dumps({"input_tokens": estimate_chat_tokens(req)}), {"x-request-id": ctx.request_id, "request-id": ctx.request_id})
 
     return [

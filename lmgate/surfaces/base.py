@@ -16,7 +16,7 @@ from lmgate.config import ServerConfig
 from lmgate.errors import BadRequest, GatewayError, PayloadTooLarge
 from lmgate.http.asgi import BodyTooLarge, Request
 from lmgate.pipeline import Pipeline
-from lmgate.policy.auth import KeyIndex
+from lmgate.policy.auth import KeyIndex, check_model_allowed
 from lmgate.policy.options import parse_suffix, resolve_options, split_key
 from lmgate.routing.router import Router
 from lmgate.types import RequestContext
@@ -44,6 +44,13 @@ class Services:
             self.server.default_guard,
         )
         return RequestContext(request.request_id, surface, endpoint, started, time.time(), key=key, options=options)
+
+    def check_model(self, ctx: RequestContext, model: str) -> None:
+        """For answers lmgate gives itself (token counts): the model exists (404) and the key may
+        use it (403), as the pipeline checks for everything else."""
+        self.router.route(model)
+        if ctx.key is not None:
+            check_model_allowed(ctx.key, model)
 
     async def json_body(self, request: Request) -> dict[str, Any]:
         raw = await self.body(request)

@@ -16,7 +16,6 @@ import orjson
 from lmgate.catalog.tokens import estimate_chat_tokens
 from lmgate.errors import GatewayError, UpstreamBadResponse
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
-from lmgate.policy.auth import check_model_allowed
 from lmgate.surfaces.base import Services, answer_headers, bearer
 from lmgate.wire import gemini as codec
 from lmgate.wire import gemini_embed as embed_codec
@@ -88,9 +87,7 @@ def routes(s: Services) -> list[Route]:
     async def count_tokens(request: Request) -> Response:
         model = _model(request)
         ctx = s.context(request, NAME, "chat", key_of(request))
-        s.router.route(model)
-        if ctx.key is not None:
-            check_model_allowed(ctx.key, model)
+        s.check_model(ctx, model)
         body = await s.json_body(request)
         inner = codec.g(body, "generateContentRequest")
         if isinstance(inner, dict):

@@ -6,6 +6,7 @@ import orjson
 
 from lmgate.errors import BadRequest, GatewayError
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
+from lmgate.policy.auth import model_allowed
 from lmgate.surfaces.base import Services, answer_headers, bearer, framed
 from lmgate.types import ImageRequest, TranscriptionRequest
 from lmgate.wire import fields as f
@@ -31,15 +32,11 @@ def stream_error(exc: GatewayError) -> bytes:
 def routes(s: Services) -> list[Route]:
     async def models(request: Request) -> Response:
         ctx = s.context(request, NAME, "models", key_of(request))
-        from lmgate.policy.auth import check_model_allowed
-
-        data = []
-        for name, route in s.router.routes.items():
-            try:
-                check_model_allowed(ctx.key, name) if ctx.key else None
-            except GatewayError:
-                continue
-            data.append({"id": name, "object": "model", "created": 1677610602, "owned_by": route.info.family or "lmgate"})
+        data = [
+            {"id": name, "object": "model", "created": 1677610602, "owned_by": route.info.family or "lmgate"}
+            for name, route in s.router.routes.items()
+            if ctx.key is None or model_allowed(ctx.key, name)
+        ]
         return Response(200, orjson.dumps({"object": "list", "data": data}), {"x-request-id": ctx.request_id})
 
     async def chat(request: Request) -> Response | StreamingResponse:

@@ -12,8 +12,9 @@ from lmgate.app import gateway_with_store
 from lmgate.config import parse_config
 from lmgate.testing import RunningGateway, serve_app
 
+from store_kit import MASTER, store_config  # noqa: F401  (fixtures below use them)
+
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-MASTER = "mk-test-master-key"
 
 
 def _pg_available() -> str | None:
@@ -57,25 +58,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 Served = RunningGateway
-serve = serve_app
-
-
-def store_config(database: str, sim_url: str, extra: str = "", master_key: str | None = MASTER) -> str:
-    return f"""
-database: "{database}"
-{f'master_key: {master_key}' if master_key else ''}
-providers:
-  sim: {{type: openai, base_url: "{sim_url}/v1", api_key: sk-upstream-secret}}
-models:
-  - name: gpt-4o-mini
-    deployments: [{{provider: sim, model: gpt-4o-mini}}]
-  - name: priced
-    deployments: [{{provider: sim, model: gpt-4o-mini}}]
-    pricing: {{input: 1000, output: 1000, unit: 1M tokens}}
-    max_output_tokens: 50
-ledger: {{flush_interval_s: 0.05}}
-{extra}
-"""
 
 
 @pytest.fixture
@@ -85,7 +67,7 @@ def store_gateway(sim: Any) -> Iterator[Any]:
 
     def make(database: str, extra: str = "", master_key: str | None = MASTER) -> Served:
         app = gateway_with_store(parse_config(store_config(database, sim.base_url, extra, master_key)))
-        s = serve(app)
+        s = serve_app(app)
         started.append(s)
         return s
 

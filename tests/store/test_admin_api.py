@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import MASTER
+from store_kit import MASTER
 
 ADMIN = {"Authorization": f"Bearer {MASTER}"}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
@@ -163,7 +163,7 @@ def test_a_retried_request_is_recorded_once(sim: Any, tmp_path: Any) -> None:
     from lmgate.app import gateway_with_store
     from lmgate.config import parse_config
 
-    from conftest import serve
+    from store_kit import serve
 
     cfg = parse_config(
         f"""

@@ -14,7 +14,7 @@ from lmgate.app import gateway_with_store
 from lmgate.cli import main
 from lmgate.config import load_config
 
-from conftest import MASTER, serve, store_config
+from store_kit import MASTER, serve, store_config
 
 
 def cli(capsys: Any, *args: str) -> tuple[int, str, str]:

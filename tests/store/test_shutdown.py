@@ -19,7 +19,7 @@ from lmgate.config import load_config
 from lmgate.store.store import Store
 from lmgate.testing import free_port
 
-from conftest import MASTER, serve, store_config
+from store_kit import MASTER, serve, store_config
 
 KEY = "sk-sigterm-load-key"
 
