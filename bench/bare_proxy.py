@@ -4,12 +4,13 @@ No parsing, no auth, no accounting: it forwards method, path, query and body to 
 relays the answer; event streams are relayed chunk by chunk as they arrive. A gateway written in
 Python cannot be faster than this on the same machine, so the benchmark divides by its numbers.
 
-    python bench/bare_proxy.py --upstream http://127.0.0.1:8081 --port 8090
+    python bench/bare_proxy.py --upstream http://127.0.0.1:8081 --port 8090 [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -96,15 +97,20 @@ class BareProxy:
         await send({"type": "http.response.body", "body": payload})
 
 
+def app_from_env() -> BareProxy:
+    """The app of each worker process when several run (uvicorn imports it by name)."""
+    return BareProxy(os.environ["BARE_PROXY_UPSTREAM"])
+
+
 def main() -> None:
     """Parse the command line and serve until stopped."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", required=True, help="base URL, e.g. http://127.0.0.1:8081")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (the ceiling a second worker can reach here)")
     args = parser.parse_args()
-    uvicorn.run(
-        BareProxy(args.upstream),
+    common: dict[str, Any] = dict(
         host=args.host,
         port=args.port,
         loop="uvloop",
@@ -115,6 +121,12 @@ def main() -> None:
         server_header=False,
         date_header=False,
     )
+    if args.workers > 1:
+        os.environ["BARE_PROXY_UPSTREAM"] = args.upstream
+        here = os.path.dirname(os.path.abspath(__file__))
+        uvicorn.run("bare_proxy:app_from_env", factory=True, workers=args.workers, app_dir=here, **common)
+    else:
+        uvicorn.run(BareProxy(args.upstream), **common)
 
 
 if __name__ == "__main__":

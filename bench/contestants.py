@@ -91,16 +91,18 @@ def direct_session(upstream: str) -> Session:
     return Session("direct", upstream, None, [Row("direct", dict(UPSTREAM_ROUTES))])
 
 
-def bare_session(upstream: str, work: Path) -> Session:
-    """The Python floor: bench/bare_proxy.py in front of nginx."""
+def bare_session(upstream: str, work: Path, workers: int = 1) -> Session:
+    """The Python floor: bench/bare_proxy.py in front of nginx (`bare-w2`: with two workers, the
+    most a second worker can add on this machine)."""
+    name = "bare" if workers == 1 else f"bare-w{workers}"
     port = free_port()
     server = Server(
-        "bare",
-        [sys.executable, str(BENCH / "bare_proxy.py"), "--upstream", upstream, "--port", str(port)],
+        name,
+        [sys.executable, str(BENCH / "bare_proxy.py"), "--upstream", upstream, "--port", str(port), "--workers", str(workers)],
         f"http://127.0.0.1:{port}/",
-        work / "logs" / "bare.log",
+        work / "logs" / f"{name}.log",
     )
-    return Session("bare", f"http://127.0.0.1:{port}", server, [Row("bare", dict(UPSTREAM_ROUTES))])
+    return Session(name, f"http://127.0.0.1:{port}", server, [Row(name, dict(UPSTREAM_ROUTES))])
 
 
 def lmgate_bin() -> str | None:

@@ -37,7 +37,7 @@ from scenarios import Scenario, scenarios
 from spy import profile_session
 from upstream import write_nginx_config
 
-SESSIONS = ("direct", "bare", "lmgate", "lmgate-w2", "litellm")
+SESSIONS = ("direct", "bare", "lmgate", "lmgate-w2", "bare-w2", "litellm")
 QUICK_SESSIONS = ("direct", "bare", "lmgate")
 MISSING_TOOLS = 77
 
@@ -112,6 +112,8 @@ def build_session(name: str, args: argparse.Namespace, work: Path, upstream: str
         return bare_session(upstream, work)
     if name == "lmgate":
         return lmgate_session(work, upstream, 1, extras, simulator)
+    if name == "bare-w2":
+        return bare_session(upstream, work, 2)
     if name == "lmgate-w2":
         return lmgate_session(work, upstream, 2, False, None)
     if name == "litellm":

@@ -75,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loop="uvloop",
             http="httptools",
             access_log=False,
+            proxy_headers=False,  # lmgate reads neither the client address nor the scheme: a wasted pass over the headers
             log_level=config.server.log_level,
             server_header=False,
             date_header=False,

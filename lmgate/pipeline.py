@@ -118,7 +118,8 @@ class Pipeline:
     async def _open_stream(self, ctx: RequestContext, req: ChatRequest, dep: Deployment) -> AsyncIterator[StreamEvent]:
         stream = dep.provider.stream(req, dep.call)
         try:
-            first = await asyncio.wait_for(stream.__anext__(), timeout=dep.call.timeout)
+            async with asyncio.timeout(dep.call.timeout):  # not wait_for: that costs a task per stream
+                first = await stream.__anext__()
         except StopAsyncIteration:
             raise UpstreamError(f"provider {dep.provider.name} sent an empty stream") from None
         except asyncio.TimeoutError:

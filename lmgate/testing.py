@@ -51,6 +51,7 @@ def serve_app(app: Gateway, ssl_certfile: str | None = None, ssl_keyfile: str | 
             log_level="warning",
             lifespan="on",
             access_log=False,
+            proxy_headers=False,
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
             timeout_graceful_shutdown=2,

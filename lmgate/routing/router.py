@@ -408,8 +408,9 @@ class Router:
 async def _bounded(aw: Awaitable[T], remaining: float) -> T:
     """An attempt cut to what is left of the request's time budget."""
     try:
-        return await asyncio.wait_for(aw, max(remaining, 0.001))
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(max(remaining, 0.001)):
+            return await aw
+    except TimeoutError:
         raise UpstreamTimeout("the request's time budget ran out before the upstream answered", code=_BUDGET_CODE) from None
 
 

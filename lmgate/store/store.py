@@ -6,8 +6,11 @@ Every method is synchronous and may block on the database: call it from a thread
 
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
 import time
+from itertools import chain
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -15,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from lmgate.errors import BadRequest, NotFound
 from lmgate.policy.auth import hash_key
-from lmgate.policy.periods import TOTAL, period_ids
+from lmgate.policy.periods import TOTAL, day_id, period_ids
 from lmgate.store import schema as s
 from lmgate.store.db import create_engine, reading, redact_url, to_json, upsert, writing
 from lmgate.store.keyspec import HINT_CHARS, KeyCreate, KeyRow, new_key_id, new_raw_key
@@ -182,13 +185,13 @@ class Store:
         with writing(self.engine) as conn:
             ids = list(unique)
             if self.dialect == "postgresql":
-                found = conn.exec_driver_sql(self._usage_existing, (ids,)).scalars().all()
+                found = set(conn.exec_driver_sql(self._usage_existing, (ids,)).scalars())
             else:
-                found = conn.exec_driver_sql(self._usage_existing.format(marks=",".join("?" * len(ids))), tuple(ids)).scalars().all()
-            new = [r for rid, r in unique.items() if rid not in set(found)]
+                found = set(conn.exec_driver_sql(self._usage_existing.format(marks=",".join("?" * len(ids))), tuple(ids)).scalars())
+            new = [r for rid, r in unique.items() if rid not in found]
             if not new:
                 return 0
-            conn.exec_driver_sql(self._usage_insert, [_usage_row(r) for r in new])
+            self._insert_usage(conn, [_usage_row(r) for r in new])
             spend: dict[tuple[str, str], list[float]] = {}
             for r in new:
                 if r.key_id is None:
@@ -206,6 +209,17 @@ class Store:
                     ],
                 )
         return len(new)
+
+    def _insert_usage(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: the driver's executemany (pipelined). SQLite: multi-row INSERTs, because the
+        sqlite3 module releases and retakes the GIL around every statement it steps: one row per
+        statement meant a GIL hand-off per record between this thread and the event loop."""
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(self._usage_insert, rows)
+            return
+        for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+            part = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+            conn.exec_driver_sql(_sqlite_usage_insert(len(part)), tuple(chain.from_iterable(part)))
 
     def load_spend(self, now: float) -> dict[str, dict[str, float]]:
         """Spend per key for the periods containing `now`: {key_id: {"total"|"d..."|"m...": usd}}."""
@@ -240,14 +254,24 @@ _USAGE_COLUMNS = [c.name for c in s.usage_ledger.columns]
 
 
 def _usage_sql(dialect: str, quote: Any) -> tuple[str, str]:
-    """The ledger's INSERT (for executemany) and its "which of these ids exist" query."""
+    """PostgreSQL's ledger INSERT (for executemany) and the "which of these ids exist" query."""
     cols = ", ".join(quote(c) for c in _USAGE_COLUMNS)
     if dialect == "postgresql":
         marks = ", ".join("%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in _USAGE_COLUMNS)
         insert = f"INSERT INTO usage_ledger ({cols}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
         return insert, "SELECT request_id FROM usage_ledger WHERE request_id = ANY(%s)"
-    marks = ", ".join("?" for _ in _USAGE_COLUMNS)
-    return f"INSERT OR IGNORE INTO usage_ledger ({cols}) VALUES ({marks})", "SELECT request_id FROM usage_ledger WHERE request_id IN ({marks})"
+    return "", "SELECT request_id FROM usage_ledger WHERE request_id IN ({marks})"
+
+
+# SQLite's bound-parameter limit is 32766 since 3.32 (999 before): 256 rows of 28 columns fit.
+_SQLITE_ROWS_PER_INSERT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(_USAGE_COLUMNS)
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_usage_insert(rows: int) -> str:
+    cols = ", ".join(f'"{c}"' for c in _USAGE_COLUMNS)
+    values = ", ".join(["(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"] * rows)
+    return f"INSERT INTO usage_ledger ({cols}) VALUES {values} ON CONFLICT (request_id) DO NOTHING"
 
 
 def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
@@ -255,7 +279,7 @@ def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
     return (
         r.request_id,
         r.ts,
-        time.strftime("%Y-%m-%d", time.gmtime(r.ts)),
+        day_id(r.ts)[1:],  # "d2025-01-31" -> "2025-01-31", cached per day
         r.key_id,
         r.key_name,
         r.surface,
@@ -277,8 +301,8 @@ def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
         r.cache_saved_usd,
         r.error_code,
         r.app_name,
-        to_json(r.options),
-        to_json(r.metadata),
-        to_json(r.attempts),
-        to_json(r.guardrails),
+        to_json(r.options) if r.options else "{}",
+        to_json(r.metadata) if r.metadata else "{}",
+        to_json(r.attempts) if r.attempts else "[]",
+        to_json(r.guardrails) if r.guardrails else "[]",
     )
