@@ -128,7 +128,7 @@ class Pipeline:
         except BaseException:
             await _aclose(stream)
             raise
-        return _prepend(first, stream)
+        return _Prepended(first, stream)
 
     async def _account_stream(
         self, ctx: RequestContext, req: ChatRequest, route: ModelRoute, events: AsyncIterator[StreamEvent], ran: list[Step]
@@ -302,13 +302,34 @@ def _ms_since(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 2)
 
 
-async def _prepend(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-    try:
-        yield first
-        async for ev in rest:
-            yield ev
-    finally:
-        await _aclose(rest)
+class _Prepended:
+    """`first`, then the rest of `stream` (the first event was awaited to choose the deployment).
+    A class, not an async generator: after the first event it hands out the inner stream's own
+    awaitables, so it adds no layer to every event of the stream."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> None:
+        self._first: StreamEvent | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Prepended:
+        return self
+
+    def __anext__(self) -> Awaitable[StreamEvent]:
+        first = self._first
+        if first is None:
+            return self._rest.__anext__()
+        self._first = None
+        return _value(first)
+
+    async def aclose(self) -> None:
+        self._first = None
+        await _aclose(self._rest)
+
+
+async def _value(value: StreamEvent) -> StreamEvent:
+    return value
 
 
 async def _aclose(it: Any) -> None:

@@ -134,7 +134,7 @@ class StreamingResponse:
         started = finished = False
         held: list[bytes] = []
         held_bytes = 0
-        task = asyncio.current_task()
+        task: asyncio.Task[Any] | None = None
 
         async def watch() -> bool:
             while (await receive())["type"] != "http.disconnect":  # type: ignore[misc]
@@ -168,6 +168,7 @@ class StreamingResponse:
                     chunk = ready.value
                 else:
                     if watcher is None and receive is not None:
+                        task = asyncio.current_task()
                         watcher = asyncio.ensure_future(watch())
                     try:
                         await write(True)  # it has to wait: what is held goes out first

@@ -6,6 +6,7 @@ An Anthropic-shaped request is forwarded with the fewest edits (model name, and 
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -83,21 +84,22 @@ class AnthropicProvider(Provider):
     async def stream(self, req: ChatRequest, call: Call) -> AsyncIterator[StreamEvent]:
         resp = await self._post(self.body(req, call), call, stream=True)
         decoder = StreamDecoder()
-        async for sse in decode_sse(http.iter_body(resp, self.name)):
-            if not sse.data:
-                continue
-            try:
-                ev = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                raise UpstreamBadResponse(f"provider {self.name} sent a stream event that is not JSON") from None
-            if not isinstance(ev, dict):
-                raise UpstreamBadResponse(f"provider {self.name} sent a stream event that is not an object")
-            if ev.get("type") == "error":
-                raise stream_error(ev, self.name, self.redact)
-            for out in decoder.feed(ev):
-                yield out
-            if decoder.stopped:
-                return
+        async with aclosing(decode_sse(http.iter_body(resp, self.name))) as events:  # closed now, not by a loop task
+            async for sse in events:
+                if not sse.data:
+                    continue
+                try:
+                    ev = orjson.loads(sse.data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamBadResponse(f"provider {self.name} sent a stream event that is not JSON") from None
+                if not isinstance(ev, dict):
+                    raise UpstreamBadResponse(f"provider {self.name} sent a stream event that is not an object")
+                if ev.get("type") == "error":
+                    raise stream_error(ev, self.name, self.redact)
+                for out in decoder.feed(ev):
+                    yield out
+                if decoder.stopped:
+                    return
         raise UpstreamError(f"provider {self.name} ended the stream early")
 
 

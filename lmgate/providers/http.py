@@ -156,17 +156,52 @@ async def read_json(resp: Response, provider: str) -> Any:
         raise UpstreamBadResponse(f"provider {provider} answered with something that is not JSON") from None
 
 
-async def iter_body(resp: Response, provider: str) -> AsyncIterator[bytes]:
+def iter_body(resp: Response, provider: str) -> AsyncIterator[bytes]:
     """The response body as it arrives; a cut or a silence becomes an lmgate error."""
-    try:
-        async for chunk in resp.content.iter_any():
-            yield chunk
-    except asyncio.TimeoutError:
-        raise UpstreamTimeout(f"provider {provider} went silent mid-stream") from None
-    except (fasthttp.HttpError, aiohttp.ClientError):
-        raise UpstreamError(f"provider {provider} broke off the stream") from None
-    finally:
-        resp.release()
+    return BodyPieces(resp, provider)
+
+
+class BodyPieces:
+    """iter_body's iterator. The response is released at the end, on an error, on `aclose()`, or
+    when the reader drops the iterator half-way (a stream stops reading at `[DONE]`). A class, not
+    an async generator: an abandoned generator is closed by a task the loop creates for it, one
+    per stream."""
+
+    __slots__ = ("_resp", "_pieces", "_provider")
+
+    def __init__(self, resp: Response, provider: str) -> None:
+        self._resp: Response | None = resp
+        self._pieces = resp.content.iter_any().__aiter__()
+        self._provider = provider
+
+    def __aiter__(self) -> BodyPieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._pieces.__anext__()
+        except StopAsyncIteration:
+            self.close()
+            raise
+        except asyncio.TimeoutError:
+            self.close()
+            raise UpstreamTimeout(f"provider {self._provider} went silent mid-stream") from None
+        except (fasthttp.HttpError, aiohttp.ClientError):
+            self.close()
+            raise UpstreamError(f"provider {self._provider} broke off the stream") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.release()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    __del__ = close
 
 
 def retry_after_of(headers: Any) -> float | None:

@@ -5,6 +5,7 @@ The Azure provider reuses this class and changes only paths and auth.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, AsyncIterator
 
@@ -189,16 +190,27 @@ class OpenAIProvider(Provider):
         return False
 
     # Byte strings whose presence means a frame needs a look (usage, the end, an error, and what
-    # skip_frame looks for); a block without any is forwarded whole.
-    look_marks: tuple[bytes, ...] = (_USAGE_MARK, _USAGE_MARK_SPACED, b"[DONE]", b'"error"')
+    # skip_frame looks for); a block without any is forwarded whole. Each costs a scan of every
+    # block, so usage is found by `_tokens"`, a key every usage object has (compact or spaced
+    # JSON alike; inside text the quote would be escaped); _frame_events then checks exactly.
+    look_marks: tuple[bytes, ...] = (b'_tokens"', b"[DONE]", b'"error"')
 
     def _first_mark(self, block: bytes) -> int:
+        """Where the first mark starts, or -1. Once one is found, the others are looked for only
+        before it (a mark that starts earlier ends within the longest mark's length of it)."""
         first = -1
+        end = len(block)
+        longest = self._longest_mark
         for mark in self.look_marks:
-            i = block.find(mark)
+            i = block.find(mark, 0, end)
             if i >= 0 and (first < 0 or i < first):
                 first = i
+                end = i + longest - 1
         return first
+
+    @functools.cached_property
+    def _longest_mark(self) -> int:
+        return max(len(m) for m in self.look_marks)
 
     # -- embeddings, images, audio ---------------------------------------------------------
 
