@@ -111,9 +111,14 @@ class SqlLedger:
             if self.dropped != reported_drops:
                 log.error("ledger queue full (%d records): %d records dropped so far", self.max_pending, self.dropped)
                 reported_drops = self.dropped
-            while batch or self._queue:  # write all that waits, a batch at a time
+            # Write what waits now, a batch at a time; what arrives meanwhile waits for the next
+            # round. Chasing it would write a stream of small batches under load, each with its
+            # transaction and statements to pay for.
+            todo = len(self._queue)
+            while batch or todo > 0:
                 if not batch:
                     batch = self._take()
+                    todo -= len(batch)
                 try:
                     self.written += self.store.write_usage(batch)
                 except Exception as exc:

@@ -11,8 +11,9 @@ import logging
 import sqlite3
 import time
 from itertools import chain
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -186,8 +187,8 @@ class Store:
             ids = list(unique)
             if self.dialect == "postgresql":
                 found = set(conn.exec_driver_sql(self._usage_existing, (ids,)).scalars())
-            else:
-                found = set(conn.exec_driver_sql(self._usage_existing.format(marks=",".join("?" * len(ids))), tuple(ids)).scalars())
+            else:  # the ids as one JSON array: one statement text whatever the batch size
+                found = set(conn.exec_driver_sql(self._usage_existing, (orjson.dumps(ids).decode(),)).scalars())
             new = [r for rid, r in unique.items() if rid not in found]
             if not new:
                 return 0
@@ -201,13 +202,12 @@ class Store:
                     acc[0] += r.cost_usd
                     acc[1] += 1
             if spend:
-                conn.execute(
-                    self._spend_upsert,
-                    [
-                        {"key_id": k, "period": p, "spend_usd": usd, "requests": n, "updated_at": now}
-                        for (k, p), (usd, n) in sorted(spend.items())  # one lock order for every writer
-                    ],
-                )
+                rows = [(k, p, usd, n, now) for (k, p), (usd, n) in sorted(spend.items())]  # one lock order for every writer
+                if self.dialect == "postgresql":
+                    conn.execute(self._spend_upsert, [dict(zip(_SPEND_COLUMNS, row)) for row in rows])
+                else:
+                    for part in _sqlite_parts(rows):
+                        conn.exec_driver_sql(_sqlite_spend_upsert(len(part)), tuple(chain.from_iterable(part)))
         return len(new)
 
     def _insert_usage(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -217,8 +217,7 @@ class Store:
         if self.dialect == "postgresql":
             conn.exec_driver_sql(self._usage_insert, rows)
             return
-        for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-            part = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+        for part in _sqlite_parts(rows):
             conn.exec_driver_sql(_sqlite_usage_insert(len(part)), tuple(chain.from_iterable(part)))
 
     def load_spend(self, now: float) -> dict[str, dict[str, float]]:
@@ -260,11 +259,22 @@ def _usage_sql(dialect: str, quote: Any) -> tuple[str, str]:
         marks = ", ".join("%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in _USAGE_COLUMNS)
         insert = f"INSERT INTO usage_ledger ({cols}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
         return insert, "SELECT request_id FROM usage_ledger WHERE request_id = ANY(%s)"
-    return "", "SELECT request_id FROM usage_ledger WHERE request_id IN ({marks})"
+    return "", "SELECT request_id FROM usage_ledger WHERE request_id IN (SELECT value FROM json_each(?))"
 
 
-# SQLite's bound-parameter limit is 32766 since 3.32 (999 before): 256 rows of 28 columns fit.
-_SQLITE_ROWS_PER_INSERT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 999 // len(_USAGE_COLUMNS)
+# Rows per SQLite statement: a few fixed sizes, so the driver's statement cache keeps each one
+# prepared (a statement with a thousand placeholders costs more to parse than to run). 256 rows of
+# 28 columns stay under SQLite's bound-parameter limit of 32766 (3.32 and later).
+_SQLITE_PART_SIZES = (256, 64, 16, 4, 1) if sqlite3.sqlite_version_info >= (3, 32) else (32, 8, 2, 1)
+
+
+def _sqlite_parts(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows cut greedily into parts of the fixed sizes."""
+    start = 0
+    for size in _SQLITE_PART_SIZES:
+        while len(rows) - start >= size:
+            yield rows[start : start + size]
+            start += size
 
 
 @functools.lru_cache(maxsize=8)
@@ -272,6 +282,19 @@ def _sqlite_usage_insert(rows: int) -> str:
     cols = ", ".join(f'"{c}"' for c in _USAGE_COLUMNS)
     values = ", ".join(["(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"] * rows)
     return f"INSERT INTO usage_ledger ({cols}) VALUES {values} ON CONFLICT (request_id) DO NOTHING"
+
+
+_SPEND_COLUMNS = ("key_id", "period", "spend_usd", "requests", "updated_at")
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_spend_upsert(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO key_spend ({', '.join(_SPEND_COLUMNS)}) VALUES {values} ON CONFLICT (key_id, period) DO UPDATE SET "
+        "spend_usd = key_spend.spend_usd + excluded.spend_usd, requests = key_spend.requests + excluded.requests, "
+        "updated_at = excluded.updated_at"
+    )
 
 
 def _usage_row(r: UsageRecord) -> tuple[Any, ...]:

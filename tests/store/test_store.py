@@ -171,3 +171,26 @@ def test_spend_per_period_follows_record_time(store: Store) -> None:
     assert store.spend_of("k1", "m2025-01") == 3.0
     assert store.spend_of("k1", "m2025-02") == 4.0
     assert store.spend_of("k1") == 7.0
+
+
+def test_a_large_batch_with_many_keys_is_written_whole_and_a_partial_retry_adds_only_the_rest(store: Store) -> None:
+    """Batches are cut into multi-row statements of fixed sizes (SQLite); none may be lost or doubled."""
+    now = time.time()
+    recs = [record(f"big_{i:04d}", key_id=f"k{i % 7}", cost=0.25, ts=now) for i in range(1000)]
+    assert store.write_usage(recs[:333]) == 333
+    assert store.write_usage(recs) == 667  # the first third is already there
+    assert len(store.usage_records()) == 1000
+    for k in range(7):
+        mine = sum(1 for i in range(1000) if i % 7 == k)
+        assert store.spend_of(f"k{k}") == pytest.approx(0.25 * mine)
+        assert store.spend_of(f"k{k}", day_id(now)) == pytest.approx(0.25 * mine)
+
+
+def test_sqlite_statements_come_in_a_few_fixed_sizes() -> None:
+    from lmgate.store.store import _SQLITE_PART_SIZES, _sqlite_parts
+
+    for n in (0, 1, 3, 5, 255, 256, 257, 500, 1000):
+        rows = [(i,) for i in range(n)]
+        parts = list(_sqlite_parts(rows))
+        assert [r for p in parts for r in p] == rows
+        assert {len(p) for p in parts} <= set(_SQLITE_PART_SIZES)
