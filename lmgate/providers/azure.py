@@ -44,6 +44,7 @@ class AzureProvider(OpenAIProvider):
     def body_model(self, call: Call) -> str | None:
         return None  # the deployment in the path decides
 
+    needs_come_last = False  # filter annotation frames may come anywhere
     look_marks = (*OpenAIProvider.look_marks, b"filter_results", b"filter_offsets", b'"choices":[]', b'"choices": []')
 
     def skip_frame(self, payload: bytes) -> bool:

@@ -136,14 +136,13 @@ class OpenAIProvider(Provider):
             while block and not done:
                 if started:
                     # A run of frames before the first one that needs a look goes out as one piece.
-                    look = self._first_mark(block)
-                    if look < 0:
+                    head = self._tail_start(block) if self.needs_come_last else self._look_start(block)
+                    if head < 0:
                         yield RawChunk(codec.FORMAT, block + b"\n\n")
                         break
-                    head = block.rfind(b"\n\n", 0, look)
                     if head > 0:
-                        yield RawChunk(codec.FORMAT, block[: head + 2])
-                        block = block[head + 2 :]
+                        yield RawChunk(codec.FORMAT, block[:head])
+                        block = block[head:]
                 frame, _, block = block.partition(b"\n\n")
                 for ev in self._frame_events(frame, started):
                     if ev is None:
@@ -182,22 +181,39 @@ class OpenAIProvider(Provider):
                 out.append(RawChunk(codec.FORMAT, b"data: " + orjson.dumps(rest) + b"\n\n", codec.chunk_events(rest)))
             out.append(StreamUsage(codec.parse_usage(usage)))
         else:
-            out.append(RawChunk(codec.FORMAT, frame + b"\n\n", codec.chunk_events(chunk)))
+            out.append(RawChunk(codec.FORMAT, frame + b"\n\n"))  # events decoded only if something asks
         return out
 
     def skip_frame(self, payload: bytes) -> bool:
         """Frames a subclass drops (Azure's filter annotations)."""
         return False
 
+    # Whether the frames that need a look (usage, an error, the end) come only last. OpenAI's
+    # protocol puts usage in one chunk just before `[DONE]`, and an error ends the stream; servers
+    # that repeat usage in every chunk (vLLM's continuous usage) repeat the running total, so the
+    # last one seen is the whole. Then only the last frames of each read are looked at, whatever
+    # the read's size, and the rest is forwarded untouched. Azure drops annotation frames that
+    # may come anywhere, so it looks for marks in every frame.
+    needs_come_last = True
+
+    def _tail_start(self, block: bytes) -> int:
+        """Where the block's last frame starts (the one before it, when the last is `[DONE]`);
+        0 when the block is that one frame."""
+        cut = block.rfind(b"\n\n")
+        if cut >= 0 and block.endswith(b"[DONE]"):
+            cut = block.rfind(b"\n\n", 0, cut)
+        return cut + 2 if cut >= 0 else 0
+
     # Byte strings whose presence means a frame needs a look (usage, the end, an error, and what
-    # skip_frame looks for); a block without any is forwarded whole. Each costs a scan of every
+    # skip_frame looks for), when such frames may come anywhere. Each costs a scan of every
     # block, so usage is found by `_tokens"`, a key every usage object has (compact or spaced
     # JSON alike; inside text the quote would be escaped); _frame_events then checks exactly.
     look_marks: tuple[bytes, ...] = (b'_tokens"', b"[DONE]", b'"error"')
 
-    def _first_mark(self, block: bytes) -> int:
-        """Where the first mark starts, or -1. Once one is found, the others are looked for only
-        before it (a mark that starts earlier ends within the longest mark's length of it)."""
+    def _look_start(self, block: bytes) -> int:
+        """Where the frame holding the first mark starts, or -1 without any mark. Once one mark is
+        found, the others are looked for only before it (one that starts earlier ends within the
+        longest mark's length of it)."""
         first = -1
         end = len(block)
         longest = self._longest_mark
@@ -206,7 +222,10 @@ class OpenAIProvider(Provider):
             if i >= 0 and (first < 0 or i < first):
                 first = i
                 end = i + longest - 1
-        return first
+        if first < 0:
+            return -1
+        cut = block.rfind(b"\n\n", 0, first)
+        return cut + 2 if cut >= 0 else 0
 
     @functools.cached_property
     def _longest_mark(self) -> int:

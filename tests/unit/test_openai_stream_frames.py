@@ -114,15 +114,41 @@ def test_an_error_frame_after_a_run_fails_the_stream(monkeypatch: pytest.MonkeyP
         collect([stream], monkeypatch)
 
 
-def test_usage_in_every_chunk_is_seen_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def running_usage_stream() -> tuple[list[bytes], bytes]:
     frames = []
     for i in range(4):
         c = chunk(i, "x")
         c["usage"] = {"prompt_tokens": 7, "completion_tokens": i + 1, "total_tokens": 8 + i}
         frames.append(frame(c))
-    events = collect([b"".join(frames) + b"data: [DONE]\n\n"], monkeypatch)
+    return frames, b"".join(frames) + b"data: [DONE]\n\n"
+
+
+def test_usage_repeated_in_every_chunk_ends_at_the_running_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM's continuous usage: the frames in the middle of a read go out untouched, usage and all;
+    the last one, read as usage, is the whole."""
+    frames, stream = running_usage_stream()
+    events = collect([stream], monkeypatch)
     usage = [ev.usage.output_tokens for ev in events if isinstance(ev, StreamUsage)]
-    assert usage == [1, 2, 3, 4]
+    assert usage[-1] == 4
+    assert b"".join(frames[1:3]) in forwarded(events)
+
+
+@pytest.mark.parametrize("size", [10_000, 50, 1])
+def test_frames_are_looked_at_everywhere_when_needs_may_come_anywhere(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OpenAIProvider, "needs_come_last", False)  # as Azure, whose annotation frames come anywhere
+    _, stream = running_usage_stream()
+    events = collect(cuts(stream, size), monkeypatch)
+    assert [ev.usage.output_tokens for ev in events if isinstance(ev, StreamUsage)] == [1, 2, 3, 4]
+    assert b"prompt_tokens" not in forwarded(events)
+
+
+@pytest.mark.parametrize("last", [True, False])
+@pytest.mark.parametrize("size", [len(STREAM), 333, 1])
+def test_both_ways_of_looking_agree_on_a_plain_stream(last: bool, size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OpenAIProvider, "needs_come_last", last)
+    events = collect(cuts(STREAM, size), monkeypatch)
+    assert forwarded(events) == b"".join(PLAIN)
+    assert [ev.usage.output_tokens for ev in events if isinstance(ev, StreamUsage)] == [20]
 
 
 def test_a_stream_cut_before_done_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
