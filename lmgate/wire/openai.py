@@ -136,7 +136,14 @@ _FIELD_PARSERS: dict[str, Any] = {
 }
 
 
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})
+
+
 def _parse_message(m: Any, i: int, quirks: list[str]) -> Message:
+    if type(m) is dict and len(m) == 2:  # the usual {"role", "content": "text"}, without the checks below
+        role, content = m.get("role"), m.get("content")
+        if type(content) is str and role in _PLAIN_ROLES:
+            return Message(role=role, content=[TextPart(content)])
     where = f"messages[{i}]."
     if not isinstance(m, dict):
         raise Unprocessable(f"messages[{i}] must be an object", code="invalid_type", param=f"messages[{i}]")
