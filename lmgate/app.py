@@ -246,8 +246,6 @@ def build_providers(config: Config, http: HttpPool) -> dict[str, Provider]:
     return out
 
 
-
-
 def create_app(config_path: str | None = None) -> Gateway:
     """The server's factory: the config named by the argument or $LMGATE_CONFIG."""
     from lmgate.config import load_config

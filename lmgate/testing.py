@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -72,6 +74,17 @@ def start_gateway(config: str | Config, env: dict[str, str] | None = None, **gat
     """Build a Gateway from YAML text (or a Config) and serve it until `stop()`."""
     cfg = parse_config(config, env=env) if isinstance(config, str) else config
     return serve_app(Gateway(cfg, **gateway_args))
+
+
+def self_signed_cert(folder: Path) -> tuple[str, str]:
+    """A certificate and key for 127.0.0.1 made by openssl in `folder`: (cert file, key file)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return str(cert), str(key)
 
 
 def sample_pdf(text: str = "Hello from the PDF") -> bytes:

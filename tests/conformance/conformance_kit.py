@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import lmgate.testing as lmgate_testing
 
-import asyncio
 import json
 import shutil
 import struct
-import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,28 +116,10 @@ def start_tls_gateway(config_text: str, folder: Path, **gateway_args) -> TlsGate
     """The gateway of `config_text` behind HTTPS with a self-signed certificate for 127.0.0.1."""
     from lmgate.app import Gateway
     from lmgate.config import parse_config
-    from lmgate.testing import free_port
+    from lmgate.testing import self_signed_cert, serve_app
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed for a test certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    app = Gateway(parse_config(config_text), **gateway_args)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="asyncio", http="httptools", log_level="warning", lifespan="on",
-        access_log=False, ssl_certfile=str(cert), ssl_keyfile=str(key), timeout_graceful_shutdown=2,
-    ))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the TLS gateway did not start")
-        time.sleep(0.01)
-    return TlsGateway(f"https://127.0.0.1:{port}", str(cert), server, thread)
+    cert, key = self_signed_cert(folder)
+    running = serve_app(Gateway(parse_config(config_text), **gateway_args), ssl_certfile=cert, ssl_keyfile=key)
+    return TlsGateway(running.base_url, cert, running.server, running.thread)

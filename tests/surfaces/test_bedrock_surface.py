@@ -7,20 +7,15 @@ self-signed certificate."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import shutil
-import subprocess
-import threading
-import time
 from typing import Any, Iterator
 
 import boto3
 import orjson
 import pytest
 import requests
-import uvicorn
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, EventStreamError
 from botocore.loaders import Loader
@@ -31,7 +26,7 @@ from lmgate.app import Gateway
 from lmgate.config import parse_config
 from lmgate.simulator.answer import png_bytes
 from lmgate.simulator.testing import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, RunningSimulator, start_simulator
-from lmgate.testing import RunningGateway, free_port, start_gateway
+from lmgate.testing import RunningGateway, self_signed_cert, serve_app, start_gateway
 
 KEY = "sk-gw-bedrock-surface"
 PNG = png_bytes("sample")
@@ -105,26 +100,10 @@ def tls_gateway(config_text: str, tmp_path_factory: pytest.TempPathFactory) -> I
     """The same gateway behind HTTPS: (base URL, CA file)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed for a test certificate")
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    app = Gateway(parse_config(config_text), steps=[])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", http="httptools", log_level="warning", lifespan="on", access_log=False, ssl_certfile=str(cert), ssl_keyfile=str(key), timeout_graceful_shutdown=2))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the TLS gateway did not start"
-        time.sleep(0.01)
-    yield f"https://127.0.0.1:{port}", str(cert)
-    server.should_exit = True
-    thread.join(30)
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
+    running = serve_app(Gateway(parse_config(config_text), steps=[]), ssl_certfile=cert, ssl_keyfile=key)
+    yield running.base_url, cert
+    running.stop()
 
 
 _CLIENTS: list[Any] = []
