@@ -11,8 +11,8 @@ from typing import Callable
 
 from lmgate.errors import ConfigError
 
-# Subcommands added by other modules: name -> (add_arguments, run). One line per module.
-EXTRA_COMMANDS: list[str] = ["lmgate.store.cli"]
+# Modules that add their own subcommands (each has `add_parser(subparsers)`). One line per module.
+EXTRA_COMMANDS: list[str] = ["lmgate.batch", "lmgate.store.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,10 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     models = sub.add_parser("models", help="list the built-in catalog (or a config's models)")
     models.add_argument("--config", help="list the models this config serves instead")
     models.set_defaults(run=cmd_models)
-
-    from lmgate import batch
-
-    batch.add_parser(sub)
 
     for module_name in EXTRA_COMMANDS:
         __import__(module_name, fromlist=["add_parser"]).add_parser(sub)
