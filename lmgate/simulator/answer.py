@@ -43,6 +43,14 @@ class Prompt:
     json_schema: dict[str, Any] | None = None  # structured output requested with a schema
     json_mode: bool = False  # structured output requested without a schema
 
+    def end_turn(self, role: str, texts: list[str], results: list[str]) -> None:
+        """Count a message's texts; a user turn sets the question and tool result to answer."""
+        self.input_chars += sum(len(t) for t in texts)
+        if role == "user":
+            if texts or not results:  # a turn of tool results alone keeps the question before it
+                self.last_user_text = "\n".join(texts)
+            self.tool_result = "\n".join(results) if results else None
+
 
 @dataclass(slots=True)
 class Plan:

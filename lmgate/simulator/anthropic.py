@@ -247,11 +247,7 @@ def _messages(messages: Any, prompt: Prompt) -> bool:
         if role == "assistant" and i == len(messages) - 1 and texts and texts[-1] != texts[-1].rstrip():
             raise _bad("messages: final assistant content cannot end with trailing whitespace")
         previous_tool_uses = uses
-        prompt.input_chars += sum(len(t) for t in texts)
-        if role == "user":
-            if texts or not results:  # a turn of tool results alone keeps the question before it
-                prompt.last_user_text = "\n".join(texts)
-            prompt.tool_result = "\n".join(results) if results else None
+        prompt.end_turn(role, texts, results)
     return has_tools
 
 
@@ -339,15 +335,20 @@ def stream_error(knobs: Knobs) -> bytes:
     return sse({"type": "error", "error": {"type": etype, "message": message}}, "error")
 
 
+async def _checked_body(request: web.Request) -> Any:
+    """Key checked, then the JSON body; Anthropic's own 400 when it is not JSON."""
+    check_auth(request)
+    try:
+        return await read_json(request)
+    except ValueError:
+        raise _bad("There was an error parsing the body of your request.") from None
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     """POST /v1/messages"""
     model = ""
     try:
-        check_auth(request)
-        try:
-            body = await read_json(request)
-        except ValueError:
-            raise _bad("There was an error parsing the body of your request.") from None
+        body = await _checked_body(request)
         model = body.get("model", "") if isinstance(body, dict) else ""
         prompt, stream = parse_messages(body)
         knobs, key, clean = resolve_knobs(request, prompt.last_user_text)
@@ -366,11 +367,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 async def count_tokens(request: web.Request) -> web.Response:
     """POST /v1/messages/count_tokens"""
     try:
-        check_auth(request)
-        try:
-            body = await read_json(request)
-        except ValueError:
-            raise _bad("There was an error parsing the body of your request.") from None
+        body = await _checked_body(request)
         if isinstance(body, dict):
             body = {**body, "max_tokens": body.get("max_tokens", 1)}
         prompt, _ = parse_messages(body)

@@ -115,11 +115,7 @@ def parse_messages(messages: Any, prompt: Prompt) -> bool:
                 prompt.tool_result_name = previous_uses[result["toolUseId"]]
                 prompt.input_chars += len(text)
         previous_uses = uses
-        prompt.input_chars += sum(len(t) for t in texts)
-        if role == "user":
-            if texts or not results:  # a turn of tool results alone keeps the question before it
-                prompt.last_user_text = "\n".join(texts)
-            prompt.tool_result = "\n".join(results) if results else None
+        prompt.end_turn(role, texts, results)
     return has_tools
 
 

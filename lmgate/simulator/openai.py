@@ -17,11 +17,11 @@ from aiohttp import web
 
 from lmgate.simulator.answer import Plan, Prompt, make_plan
 from lmgate.simulator.common import (
-    SimError, apply_knobs, json_response, new_id, now, prefix_knobs, read_json, resolve_knobs,
+    SimError, apply_knobs, json_response, new_id, now, prefix_knobs, resolve_knobs,
     sse, stream_frames,
 )
 from lmgate.simulator.knobs import Knobs
-from lmgate.simulator.openai_errors import check_openai_auth, openai_error, vllm_error
+from lmgate.simulator.openai_errors import openai_body, openai_error, vllm_error
 
 CHAT_PARAMS = frozenset(
     """model messages stream stream_options temperature top_p n stop max_tokens
@@ -458,11 +458,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     model = ""
     vllm = prefix_knobs(request).flavor == "vllm"
     try:
-        check_openai_auth(request)
-        try:
-            body = await read_json(request)
-        except ValueError:
-            body = None
+        body = await openai_body(request)
         model = body.get("model", "") if isinstance(body, dict) else ""
         return await chat_answer(request, body, model=None, azure=False, vllm=vllm)
     except SimError as err:

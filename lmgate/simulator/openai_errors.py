@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from lmgate.simulator.common import (
-    CONTEXT_TOO_LONG, SimError, bearer_token, json_response, key_rejected, new_id,
+    CONTEXT_TOO_LONG, SimError, bearer_token, json_response, key_rejected, new_id, read_json,
 )
 
 # status -> (type, code, message); {model} is filled in when known
@@ -146,6 +148,15 @@ def check_openai_auth(request: web.Request) -> None:
             etype="invalid_request_error",
             code="invalid_api_key",
         )
+
+
+async def openai_body(request: web.Request) -> Any:
+    """Key checked, then the JSON body; None when it is not JSON (each endpoint says why)."""
+    check_openai_auth(request)
+    try:
+        return await read_json(request)
+    except ValueError:
+        return None
 
 
 def check_azure_auth(request: web.Request) -> None:

@@ -14,10 +14,10 @@ from lmgate.simulator.answer import (
     count_tokens, digest_of, embedding_vector, floats_to_base64, png_bytes,
 )
 from lmgate.simulator.common import (
-    SimError, apply_knobs, json_response, log_body, new_id, now, read_json, resolve_knobs,
+    SimError, apply_knobs, json_response, log_body, now, resolve_knobs,
 )
 from lmgate.simulator.openai import PROMPT_FILTER, SAFE_FILTER, chat
-from lmgate.simulator.openai_errors import check_openai_auth, openai_error
+from lmgate.simulator.openai_errors import check_openai_auth, openai_body, openai_error
 
 MODELS = (
     "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "text-embedding-3-small",
@@ -109,11 +109,7 @@ async def embeddings_answer(request: web.Request, body: Any, model: str | None) 
 async def embeddings(request: web.Request) -> web.Response:
     """POST /v1/embeddings"""
     try:
-        check_openai_auth(request)
-        try:
-            body = await read_json(request)
-        except ValueError:
-            body = None
+        body = await openai_body(request)
         return await embeddings_answer(request, body, None)
     except SimError as err:
         return openai_error(err)
@@ -173,11 +169,7 @@ async def images_answer(request: web.Request, body: Any, model: str | None, azur
 async def images(request: web.Request) -> web.Response:
     """POST /v1/images/generations"""
     try:
-        check_openai_auth(request)
-        try:
-            body = await read_json(request)
-        except ValueError:
-            body = None
+        body = await openai_body(request)
         return await images_answer(request, body, None, azure=False)
     except SimError as err:
         return openai_error(err)

@@ -7,7 +7,6 @@ import base64
 import concurrent.futures
 import json
 import struct
-import time
 import uuid
 
 import anthropic
@@ -17,8 +16,7 @@ import requests
 from google import genai
 from google.genai import types as genai_types
 
-from lmgate.policy.accounting import MemoryLedger
-
+from ledger_helpers import ledger_record, start_ledger_gateway
 from test_cache_backends import REDIS_URL, needs_redis
 
 KEY = "sk-test-cache-main"
@@ -45,11 +43,7 @@ def config(sim, extra: str = "") -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def gw(sim):  # type: ignore[no-untyped-def]
-    from lmgate.testing import start_gateway
-
-    ledger = MemoryLedger()
-    g = start_gateway(config(sim), ledger=ledger)
-    g.ledger = ledger  # type: ignore[attr-defined]
+    g = start_ledger_gateway(config(sim))
     yield g
     g.stop()
 
@@ -67,16 +61,6 @@ def token() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def record(gw, request_id: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for r in gw.ledger.records:
-            if r.request_id == request_id:
-                return r
-        time.sleep(0.01)
-    raise AssertionError(f"no ledger record for {request_id}")
-
-
 def test_miss_then_hit_costs_nothing(gw, client, sim):  # type: ignore[no-untyped-def]
     t = token()
     msgs = [{"role": "user", "content": f"hello {t}"}]
@@ -88,7 +72,7 @@ def test_miss_then_hit_costs_nothing(gw, client, sim):  # type: ignore[no-untype
     assert a.usage.model_extra["estimated_cost"] > 0 and b.usage.model_extra["estimated_cost"] == 0
     assert second.headers["x-lmgate-cost"] == "0"
     assert upstream_calls(sim, t) == 1
-    rec = record(gw, second.headers["x-request-id"])
+    rec = ledger_record(gw, second.headers["x-request-id"])
     assert rec.cache_hit and rec.cost_usd == 0 and rec.cache_saved_usd == pytest.approx(a.usage.model_extra["estimated_cost"])
 
 

@@ -6,7 +6,6 @@ and the header; blocks in each surface's own error shape; the LLM judge with the
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import anthropic
@@ -14,7 +13,7 @@ import openai
 import pytest
 import requests
 
-from lmgate.policy.accounting import MemoryLedger
+from ledger_helpers import ledger_record, start_ledger_gateway
 
 KEY = "sk-test-guardrails-main"
 
@@ -51,12 +50,7 @@ guardrails:
 
 
 def _start(sim, extra: str):  # type: ignore[no-untyped-def]
-    from lmgate.testing import start_gateway
-
-    ledger = MemoryLedger()
-    g = start_gateway(BASE.format(sim=sim.base_url, key=KEY) + extra, ledger=ledger)
-    g.ledger = ledger  # type: ignore[attr-defined]
-    return g
+    return start_ledger_gateway(BASE.format(sim=sim.base_url, key=KEY) + extra)
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +83,6 @@ def sent_to_upstream(sim, token: str) -> list[dict]:  # type: ignore[no-untyped-
     return [r["body"] for r in sim.requests("/chat/completions") if token in json.dumps(r.get("body")) and r["body"].get("model") == "gpt-4o"]
 
 
-def record(gw, request_id: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for r in gw.ledger.records:
-            if r.request_id == request_id:
-                return r
-        time.sleep(0.01)
-    raise AssertionError(f"no ledger record for {request_id}")
-
-
 def tok() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -110,7 +94,7 @@ def test_input_mask_reaches_the_upstream_masked(gw, sim):  # type: ignore[no-unt
     )
     body = sent_to_upstream(sim, t)[-1]
     assert body["messages"][0]["content"] == f"{t} mail me at [EMAIL] or call +41 44 668 18 00"  # phone: flag only
-    rec = record(gw, raw.headers["x-request-id"])
+    rec = ledger_record(gw, raw.headers["x-request-id"])
     assert {(d["check"], d["action"], d["match"]) for d in rec.guardrails} == {("pii.email", "mask", "j***@e***.com"), ("pii.phone", "flag", "***1800")}
 
 
@@ -141,7 +125,7 @@ def test_output_checks_need_use_guard_2(gw_out, sim):  # type: ignore[no-untyped
     assert "jane@corp.example.com" in plain.choices[0].message.content
     raw = client(gw_out, guard=2).chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}])
     assert raw.parse().choices[0].message.content == "Sure, write to [EMAIL] or call +1 (555) 123-4567."
-    rec = record(gw_out, raw.headers["x-request-id"])
+    rec = ledger_record(gw_out, raw.headers["x-request-id"])
     assert {(d["check"], d["action"], d["where"]) for d in rec.guardrails} == {("pii.email", "mask", "output"), ("pii.phone", "flag", "output")}
     assert rec.options["use_guard"] == 2
 

@@ -12,8 +12,7 @@ import openai
 import pytest
 import requests
 
-from lmgate.policy.accounting import MemoryLedger
-from lmgate.testing import start_gateway
+from ledger_helpers import start_ledger_gateway
 from routing_upstream import Upstream
 
 KEY = "sk-test-routing-key"
@@ -106,9 +105,7 @@ def upstream():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def gw(sim, upstream):  # type: ignore[no-untyped-def]
-    ledger = MemoryLedger()
-    g = start_gateway(CONFIG.format(sim=sim.base_url, up=upstream.base_url, run=RUN, key=KEY, master=MASTER), ledger=ledger)
-    g.ledger = ledger  # type: ignore[attr-defined]
+    g = start_ledger_gateway(CONFIG.format(sim=sim.base_url, up=upstream.base_url, run=RUN, key=KEY, master=MASTER))
     yield g
     g.stop()
 

@@ -11,8 +11,7 @@ import openai
 import pytest
 import requests
 
-from lmgate.policy.accounting import MemoryLedger
-from lmgate.testing import start_gateway
+from ledger_helpers import ledger_record, start_ledger_gateway
 
 KEY = "sk-test-openai-surface"
 LIMITED_KEY = "sk-test-only-mini"
@@ -64,9 +63,7 @@ server: {{max_body_bytes: 200000}}
 
 @pytest.fixture(scope="module")
 def gw(sim):  # type: ignore[no-untyped-def]
-    ledger = MemoryLedger()
-    g = start_gateway(CONFIG.format(sim=sim.base_url, secret=UPSTREAM_SECRET, key=KEY, limited=LIMITED_KEY), ledger=ledger)
-    g.ledger = ledger  # type: ignore[attr-defined]
+    g = start_ledger_gateway(CONFIG.format(sim=sim.base_url, secret=UPSTREAM_SECRET, key=KEY, limited=LIMITED_KEY))
     yield g
     g.stop()
 
@@ -74,16 +71,6 @@ def gw(sim):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def client(gw):  # type: ignore[no-untyped-def]
     return openai.OpenAI(base_url=gw.base_url + "/v1", api_key=KEY, max_retries=0)
-
-
-def _record(gw, request_id: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for r in gw.ledger.records:
-            if r.request_id == request_id:
-                return r
-        time.sleep(0.01)
-    raise AssertionError(f"no ledger record for {request_id}")
 
 
 # ---------------------------------------------------------------- answers
@@ -103,7 +90,7 @@ def test_chat_whole_has_cost_and_headers(client, gw):  # type: ignore[no-untyped
     # gpt-4o in 004: $2.75 in, $11 out per 1M tokens
     expected = (answer.usage.prompt_tokens * 2.75 + answer.usage.completion_tokens * 11) / 1e6
     assert cost == pytest.approx(expected, rel=1e-6)
-    rec = _record(gw, raw.headers["x-request-id"])
+    rec = ledger_record(gw, raw.headers["x-request-id"])
     assert rec.status == 200 and rec.cost_usd == pytest.approx(cost) and rec.key_name == "main"
 
 
@@ -135,7 +122,7 @@ def test_stream_without_usage_is_still_accounted(client, gw):  # type: ignore[no
     chunks = list(raw.parse())
     assert all(c.usage is None for c in chunks)
     assert chunks and chunks[-1].choices[0].finish_reason == "stop"
-    rec = _record(gw, raw.headers["x-request-id"])
+    rec = ledger_record(gw, raw.headers["x-request-id"])
     assert rec.status == 200 and rec.stream
     assert rec.output_tokens > 0 and rec.cost_usd > 0
 
@@ -331,7 +318,7 @@ def test_key_options_suffix_and_headers_reach_the_ledger(gw):  # type: ignore[no
         headers={"authorization": f"Bearer {KEY}/{suffix}", "x-lmgate-metadata": json.dumps({"Query_Id": "24"})},
     )
     assert r.status_code == 200, r.text
-    rec = _record(gw, r.headers["x-request-id"])
+    rec = ledger_record(gw, r.headers["x-request-id"])
     assert rec.app_name == "DSPY"
     assert rec.options == {"is_cache": 0, "use_guard": 2}
     assert rec.metadata == {"Bot_Id": "cf72e8b", "userid": "100", "is_system": False, "Query_Id": "24"}

@@ -13,7 +13,7 @@ import pytest
 import requests
 from botocore.config import Config as BotoConfig
 
-from lmgate.testing import free_port
+from lmgate.testing import free_port, self_signed_cert
 
 
 def _serve(tmp_path, config: str) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
@@ -54,12 +54,7 @@ def _stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
 def test_https_serve_lets_boto3_use_a_bearer_key(tmp_path, monkeypatch):
     """botocore sends a Bedrock bearer token only over https: `server.ssl_*` makes that possible."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_cert(tmp_path)
     sim_port = free_port()
     proc, port = _serve(
         tmp_path,
