@@ -9,7 +9,6 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any, AsyncIterator
 
-import aiohttp
 import orjson
 
 from lmgate.errors import UpstreamBadResponse, UpstreamError
@@ -59,20 +58,10 @@ class AnthropicProvider(Provider):
             else:
                 body.pop("stream", None)
             return orjson.dumps(body)
-        return orjson.dumps(codec.render_request(req, call.model, getattr(call, "max_output_tokens", None)))
+        return orjson.dumps(codec.render_request(req, call.model, call.max_output_tokens))
 
-    async def _post(self, data: bytes, call: Call, stream: bool) -> aiohttp.ClientResponse:
-        return await http.send(
-            self.http.session(self.name, self.config.max_connections),
-            "POST",
-            self._url,
-            data=data,
-            headers=self._headers,
-            timeout=http.timeout_for(call.timeout, call.connect_timeout, call.idle_timeout if stream else None),
-            parse_error=parse_error,
-            redact=self.redact,
-            provider=self.name,
-        )
+    async def _post(self, data: bytes, call: Call, stream: bool) -> http.Response:
+        return await self.post(self._url, data, self._headers, call, parse_error, stream=stream)
 
     async def chat(self, req: ChatRequest, call: Call) -> ChatResponse:
         resp = await self._post(self.body(req, call), call, stream=False)
@@ -88,12 +77,7 @@ class AnthropicProvider(Provider):
             async for sse in events:
                 if not sse.data:
                     continue
-                try:
-                    ev = orjson.loads(sse.data)
-                except orjson.JSONDecodeError:
-                    raise UpstreamBadResponse(f"provider {self.name} sent a stream event that is not JSON") from None
-                if not isinstance(ev, dict):
-                    raise UpstreamBadResponse(f"provider {self.name} sent a stream event that is not an object")
+                ev = http.json_object(sse.data, self.name, "stream event")
                 if ev.get("type") == "error":
                     raise stream_error(ev, self.name, self.redact)
                 for out in decoder.feed(ev):

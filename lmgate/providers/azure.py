@@ -14,11 +14,13 @@ from urllib.parse import quote
 from lmgate.config import ProviderConfig
 from lmgate.providers.base import Call
 from lmgate.providers.http import HttpPool
-from lmgate.providers.openai import OpenAIProvider
+from lmgate.providers.openai import _USAGE_MARK, _USAGE_MARK_SPACED, OpenAIProvider
 
 DEFAULT_API_VERSION = "2024-10-21"  # the GA version of Azure OpenAI's data-plane API
 # stream_options.include_usage is accepted from 2024-08-01-preview on; older versions refuse it.
 _STREAM_USAGE_SINCE = "2024-08-01"
+# What marks a choice-less annotation frame (prompt_filter_results, the asynchronous filter's offsets).
+_ANNOTATION_MARKS = (b"filter_results", b"filter_offsets", b'"choices":[]', b'"choices": []')
 
 
 class AzureProvider(OpenAIProvider):
@@ -45,14 +47,12 @@ class AzureProvider(OpenAIProvider):
         return None  # the deployment in the path decides
 
     needs_come_last = False  # filter annotation frames may come anywhere
-    look_marks = (*OpenAIProvider.look_marks, b"filter_results", b"filter_offsets", b'"choices":[]', b'"choices": []')
+    look_marks = (*OpenAIProvider.look_marks, *_ANNOTATION_MARKS)
 
     def skip_frame(self, payload: bytes) -> bool:
         """Azure's choice-less annotation frames (prompt_filter_results, the asynchronous filter's
         offsets): clients indexing choices[0] would fail on them, and the first one's empty id
         must not name the answer. No delta and no usage."""
-        if b'"usage":{' in payload or b'"usage": {' in payload or b'"delta"' in payload:
+        if _USAGE_MARK in payload or _USAGE_MARK_SPACED in payload or b'"delta"' in payload:
             return False
-        return (
-            b"filter_results" in payload or b"filter_offsets" in payload or b'"choices":[]' in payload or b'"choices": []' in payload
-        )
+        return any(m in payload for m in _ANNOTATION_MARKS)

@@ -11,9 +11,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar
 
+import aiohttp
+import yarl
+
 from lmgate.config import ProviderConfig
 from lmgate.errors import BadRequest, ConfigError, GatewayError, UpstreamBadResponse
-from lmgate.providers.http import HttpPool
+from lmgate.providers import http
+from lmgate.providers.http import HttpPool, UpstreamFailure
 from lmgate.types import (
     ChatRequest,
     ChatResponse,
@@ -92,6 +96,31 @@ class Provider:
 
     def unsupported(self, what: str) -> GatewayError:
         return BadRequest(f"provider type '{self.type}' does not support {what}", code="unsupported_endpoint")
+
+    def post(
+        self,
+        url: str | yarl.URL,
+        data: bytes | aiohttp.FormData,
+        headers: dict[str, str],
+        call: Call,
+        parse_error: Callable[[int, bytes, Any], UpstreamFailure],
+        *,
+        stream: bool = False,
+    ) -> Awaitable[http.Response]:
+        """One POST through this provider's pooled client, with the call's timeouts (streams: the idle
+        timeout between chunks) and its errors mapped by `parse_error`. A plain function returning
+        http.send's awaitable, so a caller's own wrapper costs no extra coroutine."""
+        return http.send(
+            self.http.session(self.name, self.config.max_connections),
+            "POST",
+            url,
+            data=data,
+            headers=headers,
+            timeout=http.timeout_for(call.timeout, call.connect_timeout, call.idle_timeout if stream else None),
+            parse_error=parse_error,
+            redact=self.redact,
+            provider=self.name,
+        )
 
     def require(self, field: str) -> Any:
         value = getattr(self.config, field)

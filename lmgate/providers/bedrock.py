@@ -10,7 +10,6 @@ import base64
 import binascii
 from typing import Any, AsyncIterator
 
-import aiohttp
 import orjson
 import yarl
 
@@ -78,19 +77,10 @@ class BedrockProvider(Provider):
             return h
         return sign("POST", url, h, body, self.credentials, self.region, "bedrock")
 
-    async def _post(self, call: Call, operation: str, body: bytes, stream: bool) -> aiohttp.ClientResponse:
+    async def _post(self, call: Call, operation: str, body: bytes, stream: bool) -> http.Response:
         url = self.url(call.model, operation)
-        return await http.send(
-            self.http.session(self.name, self.config.max_connections),
-            "POST",
-            yarl.URL(url, encoded=True),  # type: ignore[arg-type]  # sent exactly as signed
-            data=body,
-            headers=self.headers(url, body, stream),
-            timeout=http.timeout_for(call.timeout, call.connect_timeout, call.idle_timeout if stream else None),
-            parse_error=parse_error,
-            redact=self.redact,
-            provider=self.name,
-        )
+        # The URL goes out exactly as signed.
+        return await self.post(yarl.URL(url, encoded=True), body, self.headers(url, body, stream), call, parse_error, stream=stream)
 
     def _invoke_body(self, req: ChatRequest, call: Call) -> bytes | None:
         """Anthropic-shaped requests to a Claude model go to InvokeModel almost as they came."""
@@ -186,13 +176,8 @@ class BedrockProvider(Provider):
 
 
 def _json(payload: bytes, provider: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(payload) if payload else {}
-    except orjson.JSONDecodeError:
-        raise UpstreamBadResponse(f"provider {provider} sent a stream event that is not JSON") from None
-    if not isinstance(value, dict):
-        raise UpstreamBadResponse(f"provider {provider} sent a stream event that is not an object")
-    return value
+    """An event's JSON payload (an empty payload is an empty object)."""
+    return http.json_object(payload, provider, "stream event") if payload else {}
 
 
 def error_name(headers: Any, parsed: Any) -> str:

@@ -36,11 +36,7 @@ class CohereProvider(Provider):
 
     async def _call(self, req: EmbeddingRequest, call: Call, texts: list[str]) -> tuple[list[list[float]], Usage]:
         body = orjson.dumps(codec.render_embed_request(req, call.model, texts))
-        resp = await http.send(
-            self.http.session(self.name, self.config.max_connections), "POST", self._url, data=body, headers=self._headers,
-            timeout=http.timeout_for(call.timeout, call.connect_timeout), parse_error=parse_error, redact=self.redact,
-            provider=self.name,
-        )
+        resp = await self.post(self._url, body, self._headers, call, parse_error)
         vectors, usage = codec.parse_embed_response(await http.read_json(resp, self.name))
         if len(vectors) != len(texts):
             raise UpstreamBadResponse(f"provider {self.name} returned {len(vectors)} embeddings for {len(texts)} texts")

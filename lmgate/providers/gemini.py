@@ -13,7 +13,6 @@ import time
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from lmgate.config import ProviderConfig
@@ -65,15 +64,16 @@ class GeminiProvider(Provider):
         super().__init__(name, config, http_pool)
         self._base = (config.base_url or self.default_base_url).rstrip("/")
         self._headers = {"Content-Type": "application/json", **config.headers}
+        self._keyed_headers = {**self._headers, **({"x-goog-api-key": config.api_key} if config.api_key else {})}
 
     # -- what differs between AI Studio and Vertex ---------------------------------------
 
     def model_url(self, model: str) -> str:
-        name = model[len("models/"):] if model.startswith("models/") else model
-        return f"{self._base}/{self.api_version}/models/{quote(name, safe='-._~@')}"
+        return f"{self._base}/{self.api_version}/models/{quote(_bare_model(model), safe='-._~@')}"
 
-    async def auth_headers(self) -> dict[str, str]:
-        return {"x-goog-api-key": self.config.api_key} if self.config.api_key else {}
+    async def headers(self) -> dict[str, str]:
+        """A request's headers, auth included (AI Studio's key is fixed: built once)."""
+        return self._keyed_headers
 
     def auth_refused(self) -> None:
         """The upstream refused our credentials (Vertex forgets its token)."""
@@ -83,15 +83,10 @@ class GeminiProvider(Provider):
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    async def _post(self, call: Call, action: str, body: bytes, *, stream: bool = False) -> aiohttp.ClientResponse:
-        session = self.http.session(self.name, self.config.max_connections)
-        timeout = http.timeout_for(call.timeout, call.connect_timeout, call.idle_timeout if stream else None)
-        headers = {**self._headers, **(await self.auth_headers())}
+    async def _post(self, call: Call, action: str, body: bytes, *, stream: bool = False) -> http.Response:
+        headers = await self.headers()
         try:
-            return await http.send(
-                session, "POST", self.model_url(call.model) + action, data=body, headers=headers, timeout=timeout,
-                parse_error=parse_error, redact=self.redact, provider=self.name,
-            )
+            return await self.post(self.model_url(call.model) + action, body, headers, call, parse_error, stream=stream)
         except UpstreamError as exc:
             if exc.code == "upstream_auth_error":
                 self.auth_refused()
@@ -160,8 +155,7 @@ class GeminiProvider(Provider):
         return EmbeddingResponse(model=call.model, vectors=vectors, usage=usage)
 
     async def _embed_batch(self, req: EmbeddingRequest, call: Call, inputs: list[str]) -> tuple[list[list[float]], Usage]:
-        name = call.model[len("models/"):] if call.model.startswith("models/") else call.model
-        body = embed_codec.render_batch_request(req, name, inputs)
+        body = embed_codec.render_batch_request(req, _bare_model(call.model), inputs)
         resp = await self._post(call, ":batchEmbedContents", orjson.dumps(body))
         return embed_codec.parse_batch_response(await http.read_json(resp, self.name)), Usage()
 
@@ -198,6 +192,11 @@ def parse_error(status: int, body: bytes, headers: Any) -> UpstreamFailure:
     elif mapped == 400 and _TOKEN_LIMIT.search(message):
         code = "context_length_exceeded"
     return UpstreamFailure(mapped, message, code, retry)
+
+
+def _bare_model(model: str) -> str:
+    """A model name without the `models/` prefix Gemini's own names carry."""
+    return model.removeprefix("models/")
 
 
 def _answer_id() -> str:

@@ -156,6 +156,17 @@ async def read_json(resp: Response, provider: str) -> Any:
         raise UpstreamBadResponse(f"provider {provider} answered with something that is not JSON") from None
 
 
+def json_object(data: bytes, provider: str, what: str) -> dict[str, Any]:
+    """One streamed JSON object (`what`: "stream chunk", "stream event"); anything else is the upstream's fault."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamBadResponse(f"provider {provider} sent a {what} that is not JSON") from None
+    if not isinstance(value, dict):
+        raise UpstreamBadResponse(f"provider {provider} sent a {what} that is not an object")
+    return value
+
+
 def iter_body(resp: Response, provider: str) -> AsyncIterator[bytes]:
     """The response body as it arrives; a cut or a silence becomes an lmgate error."""
     return BodyPieces(resp, provider)

@@ -6,7 +6,9 @@ The Azure provider reuses this class and changes only paths and auth.
 from __future__ import annotations
 
 import functools
+import re
 import time
+from dataclasses import replace
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -34,6 +36,7 @@ from lmgate.wire import openai as codec
 
 _USAGE_MARK = b'"usage":{'
 _USAGE_MARK_SPACED = b'"usage": {'
+_CUE_END = re.compile(r"-->\s*(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})")
 
 
 class OpenAIProvider(Provider):
@@ -44,7 +47,8 @@ class OpenAIProvider(Provider):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._json_headers = {"Content-Type": "application/json", **self.auth_headers(), **self.config.headers}
+        self._form_headers = {**self.auth_headers(), **self.config.headers}  # multipart: aiohttp sets the Content-Type
+        self._json_headers = {"Content-Type": "application/json", **self._form_headers}
 
     # -- what differs between OpenAI and Azure --------------------------------------------
 
@@ -93,20 +97,8 @@ class OpenAIProvider(Provider):
         """The JSON request headers, built once per provider (aiohttp copies them per request)."""
         return self._json_headers
 
-    async def _post(self, call: Call, endpoint: str, data: Any, *, stream: bool = False, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        session = self.http.session(self.name, self.config.max_connections)
-        timeout = http.timeout_for(call.timeout, call.connect_timeout, call.idle_timeout if stream else None)
-        return await http.send(
-            session,
-            "POST",
-            self.url(call, endpoint),
-            data=data,
-            headers=headers or self.headers(),
-            timeout=timeout,
-            parse_error=parse_error,
-            redact=self.redact,
-            provider=self.name,
-        )
+    async def _post(self, call: Call, endpoint: str, data: Any, *, stream: bool = False, headers: dict[str, str] | None = None) -> http.Response:
+        return await self.post(self.url(call, endpoint), data, headers or self.headers(), call, parse_error, stream=stream)
 
     async def chat(self, req: ChatRequest, call: Call) -> ChatResponse:
         resp = await self._post(call, "chat/completions", self.chat_body(req, call))
@@ -165,7 +157,7 @@ class OpenAIProvider(Provider):
             return [None]
         if started and _USAGE_MARK not in payload and _USAGE_MARK_SPACED not in payload and b'"error"' not in payload:
             return [RawChunk(codec.FORMAT, frame + b"\n\n")]  # a mark inside the text, nothing more
-        chunk = _loads(payload, self.name)
+        chunk = http.json_object(payload, self.name, "stream chunk")
         if "error" in chunk and "choices" not in chunk:
             err = chunk.get("error") or {}
             message = err.get("message", "") if isinstance(err, dict) else err
@@ -274,8 +266,7 @@ class OpenAIProvider(Provider):
                 form.add_field(key, str(value))
         for key, value in req.extra.items():
             form.add_field(key, str(value))
-        headers = {**self.auth_headers(), **self.config.headers}
-        resp = await self._post(call, "audio/transcriptions", form, headers=headers)
+        resp = await self._post(call, "audio/transcriptions", form, headers=self._form_headers)
         ctype = resp.headers.get("Content-Type", "application/json").split(";")[0]
         try:
             body = await resp.read()
@@ -312,7 +303,7 @@ def parse_error(status: int, body: bytes, headers: Any) -> UpstreamFailure:
         lowered = message.lower()
         if "maximum context length" in lowered or "context length" in lowered and "exceed" in lowered:
             code = "context_length_exceeded"
-        elif code not in (None,) and "content_filter" in str(code):
+        elif code is not None and "content_filter" in str(code):
             code = "content_filter"
     return UpstreamFailure(status, message, code if isinstance(code, str) else None)
 
@@ -330,27 +321,13 @@ def sse_payload(frame: bytes) -> bytes | None:
     return b"\n".join(data) if data else None
 
 
-def _loads(data: bytes, provider: str) -> dict[str, Any]:
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamBadResponse(f"provider {provider} sent a stream chunk that is not JSON") from None
-    if not isinstance(chunk, dict):
-        raise UpstreamBadResponse(f"provider {provider} sent a stream chunk that is not an object")
-    return chunk
-
-
 def _with_messages(req: ChatRequest, messages: list) -> ChatRequest:
-    from dataclasses import replace
-
     return replace(req, messages=messages, raw=None, raw_bytes=None)
 
 
 def _subtitle_end(text: str) -> float | None:
     """The end time of the last cue of an SRT or WebVTT transcript, in seconds (for per-minute prices)."""
-    import re
-
-    stamps = re.findall(r"-->\s*(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})", text)
+    stamps = _CUE_END.findall(text)
     if not stamps:
         return None
     h, m, sec, ms = stamps[-1]

@@ -47,8 +47,8 @@ class VertexProvider(GeminiProvider):
             return f"{self._prefix}/{model}"
         return f"{self._prefix}/publishers/google/models/{quote(model, safe='-._~@')}"
 
-    async def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": "Bearer " + await self.tokens.token()}
+    async def headers(self) -> dict[str, str]:
+        return {**self._headers, "Authorization": "Bearer " + await self.tokens.token()}
 
     def auth_refused(self) -> None:
         self.tokens.invalidate()

@@ -69,6 +69,12 @@ class Deployment:
     def ready(self, now: float, tokens: int) -> bool:
         return self.health.available(now) and (self.capacity is None or self.capacity.headroom(now, tokens))
 
+    def free(self, entry: Entry | None, tokens: int | None) -> None:
+        """A call ended: one fewer in flight, its capacity entry settled (`tokens` really used, when known)."""
+        self.health.in_flight -= 1
+        if entry is not None and self.capacity is not None:
+            self.capacity.settle(entry, tokens)
+
 
 @dataclass(slots=True)
 class ModelRoute:
@@ -199,9 +205,7 @@ class Router:
                     result = await attempt(dep)
             except GatewayError as exc:
                 now = clock()
-                health.in_flight -= 1
-                if entry is not None:
-                    dep.capacity.settle(entry, None)  # type: ignore[union-attr]
+                dep.free(entry, None)
                 ctx.attempts.append(_attempt(dep, exc.status, started, now, exc.code))
                 if not exc.retryable:
                     health.neutral(probe)
@@ -222,10 +226,8 @@ class Router:
                     raise
                 continue
             except BaseException as exc:  # cancelled (client gone, shutdown) or a bug: not the deployment's fault
-                health.in_flight -= 1
+                dep.free(entry, None)
                 health.neutral(probe)
-                if entry is not None:
-                    dep.capacity.settle(entry, None)  # type: ignore[union-attr]
                 cancelled = isinstance(exc, asyncio.CancelledError)
                 ctx.attempts.append(_attempt(dep, 499 if cancelled else 500, started, clock(), "client_closed" if cancelled else "internal_error"))
                 raise
@@ -236,9 +238,7 @@ class Router:
             if hold:
                 ctx.lease = Lease(dep, entry, record)
             else:
-                health.in_flight -= 1
-                if entry is not None:
-                    dep.capacity.settle(entry, _tokens(getattr(result, "usage", None)))  # type: ignore[union-attr]
+                dep.free(entry, _tokens(getattr(result, "usage", None)))
             return result
 
     def release(self, ctx: RequestContext, usage: Usage | None = None, status: int = 200, error: str | None = None) -> None:
@@ -248,9 +248,7 @@ class Router:
             return
         ctx.lease = None
         dep = lease.dep
-        dep.health.in_flight -= 1
-        if lease.entry is not None and dep.capacity is not None:
-            dep.capacity.settle(lease.entry, _tokens(usage))
+        dep.free(lease.entry, _tokens(usage))
         if status in _STREAM_FAULTS:  # the upstream broke the stream after it was handed on
             lease.attempt.status, lease.attempt.error = status, error
             dep.health.failed(self._clock(), error)
