@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol
 from lmgate.catalog.catalog import ModelInfo, reservation_usd
 from lmgate.catalog.tokens import estimate_chat_tokens, estimate_embedding_tokens
 from lmgate.errors import BudgetExceeded, RateLimited
-from lmgate.policy.periods import TOTAL, day_id, month_id, period_ids, seconds_to_next
+from lmgate.policy.periods import TOTAL, period_id, period_ids, seconds_to_next
 from lmgate.policy.step import Outcome, Step
 from lmgate.types import ChatRequest, EmbeddingRequest, ImageRequest, KeyRecord, RequestContext
 
@@ -137,6 +137,22 @@ class _Spend:
     month: tuple[str, float] = ("", 0.0)
     reserved: float = 0.0
 
+    def add(self, pid: str, usd: float) -> None:
+        """Count `usd` toward one period id; a new day or month starts from 0."""
+        if pid == TOTAL:
+            self.total += usd
+        elif pid.startswith("d"):
+            self.day = (pid, (self.day[1] if self.day[0] == pid else 0.0) + usd)
+        elif pid.startswith("m"):
+            self.month = (pid, (self.month[1] if self.month[0] == pid else 0.0) + usd)
+
+    def of(self, pid: str) -> float:
+        """Spend in one period id: 0 for a day or month other than the one held."""
+        if pid == TOTAL:
+            return self.total
+        held = self.day if pid.startswith("d") else self.month
+        return held[1] if held[0] == pid else 0.0
+
 
 class MemoryLimits:
     """LimitBackend for one instance. Every method runs on the event loop without awaiting,
@@ -169,55 +185,40 @@ class MemoryLimits:
             w.add(at, 0, delta)
 
     async def reserve(self, key_id: str, period: str, budget: float, amount: float, now: float) -> float | None:
-        s = self._spend.get(key_id)
-        if s is None:
-            s = self._spend[key_id] = _Spend()
-        seen = self._spent(s, period, now)
+        s = self._spend_of(key_id)
+        seen = s.of(period_id(period, now))
         if seen + s.reserved >= budget:
             return None
         s.reserved += amount
         return seen
 
     async def settle(self, key_id: str, reserved: float, cost: float, at: float) -> None:
-        s = self._spend.get(key_id)
-        if s is None:
-            s = self._spend[key_id] = _Spend()
+        s = self._spend_of(key_id)
         s.reserved = max(0.0, s.reserved - reserved)
         if cost:
-            _, day, month = period_ids(at)
-            s.total += cost
-            s.day = (day, (s.day[1] if s.day[0] == day else 0.0) + cost)
-            s.month = (month, (s.month[1] if s.month[0] == month else 0.0) + cost)
+            for pid in period_ids(at):
+                s.add(pid, cost)
 
     def load_spend(self, spend: dict[str, dict[str, float]]) -> None:
         """Spend per key and period id as the store keeps it (added to what is counted already)."""
         for key_id, periods in spend.items():
-            s = self._spend.get(key_id)
-            if s is None:
-                s = self._spend[key_id] = _Spend()
+            s = self._spend_of(key_id)
             for pid, usd in periods.items():
-                if pid == TOTAL:
-                    s.total += usd
-                elif pid.startswith("d"):
-                    s.day = (pid, (s.day[1] if s.day[0] == pid else 0.0) + usd)
-                elif pid.startswith("m"):
-                    s.month = (pid, (s.month[1] if s.month[0] == pid else 0.0) + usd)
+                s.add(pid, usd)
 
     def spent(self, key_id: str, period: str, now: float) -> float:
         s = self._spend.get(key_id)
-        return 0.0 if s is None else self._spent(s, period, now)
+        return 0.0 if s is None else s.of(period_id(period, now))
 
     def reserved(self, key_id: str) -> float:
         s = self._spend.get(key_id)
         return 0.0 if s is None else s.reserved
 
-    @staticmethod
-    def _spent(s: _Spend, period: str, now: float) -> float:
-        if period == "daily":
-            return s.day[1] if s.day[0] == day_id(now) else 0.0
-        if period == "monthly":
-            return s.month[1] if s.month[0] == month_id(now) else 0.0
-        return s.total
+    def _spend_of(self, key_id: str) -> _Spend:
+        s = self._spend.get(key_id)
+        if s is None:
+            s = self._spend[key_id] = _Spend()
+        return s
 
 
 # ---------------------------------------------------------------- the step
@@ -284,7 +285,6 @@ class LimitsStep(Step):
             await self.backend.adjust_tokens(ticket.key_id, ticket.at, real - ticket.tokens)
         if ticket.reserved is not None:
             await self.backend.settle(ticket.key_id, ticket.reserved, outcome.cost_usd, ctx.started_wall)
-
 
     def _infos(self, route: Any) -> tuple[ModelInfo, ...]:
         """The model asked for and every fallback it may be served by (fallbacks, context and

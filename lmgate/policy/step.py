@@ -9,10 +9,11 @@ A step overrides only the hooks it needs; the pipeline skips the others.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from lmgate.types import RequestContext, StreamEvent, Usage
+from lmgate.types import Options, RequestContext, StreamEvent, Usage
 
 
 @dataclass(slots=True)
@@ -45,3 +46,18 @@ class Step:
 
 def overrides(step: Step, hook: str) -> bool:
     return getattr(type(step), hook) is not getattr(Step, hook)
+
+
+def internal_context(parent: RequestContext, suffix: str, endpoint: str, app_name: str) -> RequestContext:
+    """For a call a step makes through the gateway's own pipeline on behalf of `parent` (the
+    semantic cache's embedding, the guardrail judge): no key, guardrails off, cache on, and
+    ledgered as surface `internal` with `for_request` pointing back at `parent`."""
+    return RequestContext(
+        request_id=f"{parent.request_id}-{suffix}",
+        surface="internal",
+        endpoint=endpoint,
+        started=time.monotonic(),
+        started_wall=time.time(),
+        key=None,
+        options=Options(cache=True, guard=0, app_name=app_name, metadata={"for_request": parent.request_id}),
+    )

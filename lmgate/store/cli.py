@@ -39,22 +39,11 @@ def add_parser(sub: Any) -> None:
     lst.add_argument("--all", action="store_true", help="include revoked keys")
     lst.set_defaults(run=cmd_list)
 
-    show = ks.add_parser("show", help="one key, with its spend in the current budget period")
-    _db_args(show)
-    show.add_argument("key", help="key id or name")
-    show.set_defaults(run=cmd_show)
-
-    update = ks.add_parser("update", help="change a key's fields ('none' clears a limit)")
-    _db_args(update)
-    update.add_argument("key", help="key id or name")
+    _key_command(ks, "show", "one key, with its spend in the current budget period", cmd_show)
+    update = _key_command(ks, "update", "change a key's fields ('none' clears a limit)", cmd_update)
     update.add_argument("--name", default=argparse.SUPPRESS, help="a new name")
     _field_args(update)
-    update.set_defaults(run=cmd_update)
-
-    revoke = ks.add_parser("revoke", help="revoke a key (refused by running gateways within a second)")
-    _db_args(revoke)
-    revoke.add_argument("key", help="key id or name")
-    revoke.set_defaults(run=cmd_revoke)
+    _key_command(ks, "revoke", "revoke a key (refused by running gateways within a second)", cmd_revoke)
 
     usage = sub.add_parser("usage", help="usage report from the ledger (requests, tokens, cost)")
     _db_args(usage, with_json=False)
@@ -64,6 +53,15 @@ def add_parser(sub: Any) -> None:
     usage.add_argument("--key", help="only this key (id or name)")
     usage.add_argument("--format", choices=("table", "json", "csv"), default="table")
     usage.set_defaults(run=cmd_usage)
+
+
+def _key_command(ks: Any, name: str, help: str, run: Any) -> argparse.ArgumentParser:
+    """A `keys` subcommand about one existing key, named by id or name."""
+    p = ks.add_parser(name, help=help)
+    _db_args(p)
+    p.add_argument("key", help="key id or name")
+    p.set_defaults(run=run)
+    return p
 
 
 def _db_args(p: argparse.ArgumentParser, with_json: bool = True) -> None:
@@ -202,7 +200,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
-def _show_key(args: argparse.Namespace, row: Any) -> None:
+def _show_key(args: argparse.Namespace, row: KeyRow) -> None:
     """A key as JSON (--json) or as the readable block."""
     if args.json:
         print(json.dumps(row.public(), indent=2))

@@ -79,9 +79,6 @@ class KeyUpdate(_Fields):
     """Only the fields sent are changed; null clears rpm, tpm, budget_usd, cache, guard, expires_at."""
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    models: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    budget_period: Period = "total"
-    metadata: dict[str, MetaValue] = Field(default_factory=dict)
 
     def changes(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.model_fields_set}

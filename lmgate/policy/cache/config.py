@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from lmgate.errors import ConfigError
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from lmgate.policy.section import Frozen, load_section
 
 
-class SemanticConfig(_Frozen):
+class SemanticConfig(Frozen):
     """Opt-in semantic cache: a near-identical last user message may reuse an answer."""
 
     models: list[str] = Field(min_length=1)  # client-facing model names that may answer from a similar prompt
@@ -23,7 +19,7 @@ class SemanticConfig(_Frozen):
     max_chars: int = Field(2000, gt=0)  # longer last messages are not looked up semantically
 
 
-class CacheConfig(_Frozen):
+class CacheConfig(Frozen):
     enabled: bool = True  # master switch; is_cache and the key/model defaults act below it
     backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis when the top-level `redis:` is set
     ttl_s: float = Field(3600.0, gt=0)  # how long an answer is reused
@@ -40,16 +36,4 @@ class CacheConfig(_Frozen):
 
 def load_cache_config(data: dict[str, Any]) -> CacheConfig:
     """Validate the free `cache:` dict of the main config; errors name the key path."""
-    try:
-        return CacheConfig.model_validate(data or {})
-    except ValidationError as exc:
-        raise ConfigError("invalid config:\n" + format_errors("cache", exc)) from None
-
-
-def format_errors(section: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join([section, *(str(p) for p in err["loc"])])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  {where}: {msg}")
-    return "\n".join(lines)
+    return load_section(CacheConfig, "cache", data)

@@ -13,11 +13,11 @@ import functools
 import math
 import os
 import threading
-import time
 from array import array
 from typing import Any, Awaitable, Callable, Protocol
 
-from lmgate.types import EmbeddingRequest, Options, RequestContext
+from lmgate.policy.step import internal_context
+from lmgate.types import EmbeddingRequest, RequestContext
 
 
 class Embedder(Protocol):
@@ -85,15 +85,7 @@ class GatewayEmbedder:
         self._embed = embed
 
     async def embed(self, text: str, parent: RequestContext) -> list[float]:
-        ctx = RequestContext(
-            request_id=f"{parent.request_id}-semantic",
-            surface="internal",
-            endpoint="embeddings",
-            started=time.monotonic(),
-            started_wall=time.time(),
-            key=None,
-            options=Options(cache=True, guard=0, app_name="lmgate-semantic-cache", metadata={"for_request": parent.request_id}),
-        )
+        ctx = internal_context(parent, "semantic", "embeddings", "lmgate-semantic-cache")
         resp = await self._embed(ctx, EmbeddingRequest(model=self.model, inputs=[text]))
         return resp.vectors[0]
 

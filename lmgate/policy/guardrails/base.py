@@ -161,8 +161,7 @@ class RegexDetector:
             return self.tail_fn(text)
         if self.tail_pattern is None:
             return len(text)
-        m = self.tail_pattern.search(text, max(0, len(text) - TAIL_WINDOW))
-        return m.start() if m and m.end() > m.start() else len(text)
+        return tail_of(self.tail_pattern, text)
 
 
 @dataclass(slots=True)
@@ -205,8 +204,26 @@ class AnchoredDetector:
         out.append(Finding(self.classify(s), start, end, self.action, self.label, self.redact(s)))
 
     def tail(self, text: str) -> int:
-        m = self.tail_pattern.search(text, max(0, len(text) - TAIL_WINDOW))
-        return m.start() if m and m.end() > m.start() else len(text)
+        return tail_of(self.tail_pattern, text)
+
+
+def tail_of(pattern: re.Pattern[str], text: str) -> int:
+    """Where `pattern` (anchored at the end) starts a non-empty partial match within the last
+    TAIL_WINDOW characters; len(text) when it does not."""
+    m = pattern.search(text, max(0, len(text) - TAIL_WINDOW))
+    return m.start() if m and m.end() > m.start() else len(text)
+
+
+def switched_on(table: list[RegexDetector], actions: dict[str, str]) -> list[RegexDetector]:
+    """The detectors of `table` whose type (`pii.email` -> `email`) has an action other than
+    `off` in `actions`, in table order, each set to that action."""
+    out = []
+    for d in table:
+        action = actions.get(d.check.split(".", 1)[1], "off")
+        if action != "off":
+            d.action = action
+            out.append(d)
+    return out
 
 
 def redact_generic(s: str) -> str:

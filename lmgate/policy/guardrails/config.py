@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
-from lmgate.errors import ConfigError
+from lmgate.policy.section import Frozen, load_section
 
 
 def _yaml_off(v: Any) -> Any:
@@ -25,25 +25,21 @@ PiiType = Literal["email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", 
 SecretType = Literal["openai_key", "aws_access_key", "github_token", "slack_token", "google_api_key", "private_key", "jwt", "bearer_token"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PiiConfig(_Frozen):
+class PiiConfig(Frozen):
     action: Action = "flag"  # for every type not named in `types`
     types: dict[PiiType, Action] = Field(default_factory=dict)  # per-type override, e.g. {credit_card: block}
     input: bool = True
     output: bool = True
 
 
-class SecretsConfig(_Frozen):
+class SecretsConfig(Frozen):
     action: Action = "mask"
     types: dict[SecretType, Action] = Field(default_factory=dict)
     input: bool = True
     output: bool = True
 
 
-class InjectionConfig(_Frozen):
+class InjectionConfig(Frozen):
     action: Action = "flag"
     builtin: bool = True  # the curated phrasing set (ignore previous instructions, DAN, prompt exfiltration, ...)
     patterns: list[str] = Field(default_factory=list)  # more regexes, matched case-insensitively
@@ -61,7 +57,7 @@ class InjectionConfig(_Frozen):
         return patterns
 
 
-class WordsConfig(_Frozen):
+class WordsConfig(Frozen):
     action: Action = "block"
     words: list[str] = Field(default_factory=list)  # banned words or phrases, whole-word, case-insensitive
     topics: dict[str, list[str]] = Field(default_factory=dict)  # topic name -> its words/phrases (check `topic.<name>`)
@@ -69,13 +65,13 @@ class WordsConfig(_Frozen):
     output: bool = True
 
 
-class SchemaConfig(_Frozen):
+class SchemaConfig(Frozen):
     """Output only: when response_format asks for JSON, the answer must parse (and fit the schema)."""
 
     action: Annotated[Literal["block", "flag", "off"], BeforeValidator(_yaml_off)] = "flag"
 
 
-class JudgeConfig(_Frozen):
+class JudgeConfig(Frozen):
     """An LLM served by this gateway classifies the text against `policy`; it must answer ALLOW or BLOCK."""
 
     model: str
@@ -88,7 +84,7 @@ class JudgeConfig(_Frozen):
     max_tokens: int = Field(5, gt=0)
 
 
-class GuardrailsConfig(_Frozen):
+class GuardrailsConfig(Frozen):
     enabled: bool = True  # master switch; use_guard picks input/output per request below it
     roles: list[Literal["system", "user", "assistant", "tool"]] = Field(default_factory=lambda: ["user", "tool"])  # input messages checked
     mask_template: str = "[{label}]"  # replacement for masked text; {label} is e.g. EMAIL
@@ -103,12 +99,4 @@ class GuardrailsConfig(_Frozen):
 
 
 def load_guardrails_config(data: dict[str, Any]) -> GuardrailsConfig:
-    try:
-        return GuardrailsConfig.model_validate(data or {})
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(["guardrails", *(str(p) for p in err["loc"])])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {where}: {msg}")
-        raise ConfigError("invalid config:\n" + "\n".join(lines)) from None
+    return load_section(GuardrailsConfig, "guardrails", data)

@@ -6,12 +6,13 @@ for itself), so any configured model can judge and its cost shows in the ledger.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Awaitable, Callable
 
 from lmgate.errors import GatewayError
+from lmgate.policy.accounting import response_text
 from lmgate.policy.guardrails.config import JudgeConfig
-from lmgate.types import ChatRequest, ChatResponse, Message, Options, RequestContext, TextPart
+from lmgate.policy.step import internal_context
+from lmgate.types import ChatRequest, ChatResponse, Message, RequestContext, TextPart
 
 SYSTEM = (
     "You are a content policy classifier for an API gateway. Read the policy and the text between "
@@ -31,15 +32,7 @@ class Judge:
     async def verdict(self, text: str, where: str, parent: RequestContext) -> tuple[bool | None, str]:
         """(True: violates, False: fine, None: the judge failed or answered neither word; detail)."""
         cfg = self.config
-        ctx = RequestContext(
-            request_id=f"{parent.request_id}-judge-{where}",
-            surface="internal",
-            endpoint="chat",
-            started=time.monotonic(),
-            started_wall=time.time(),
-            key=None,
-            options=Options(cache=True, guard=0, app_name="lmgate-guardrail-judge", metadata={"for_request": parent.request_id}),
-        )
+        ctx = internal_context(parent, f"judge-{where}", "chat", "lmgate-guardrail-judge")
         req = ChatRequest(
             model=cfg.model,
             messages=[
@@ -53,7 +46,7 @@ class Judge:
             resp = await self._chat(ctx, req)
         except GatewayError as exc:
             return None, f"judge failed ({exc.code})"
-        answer = "".join(c.message.text() for c in resp.choices).strip().upper()
+        answer = response_text(resp).strip().upper()
         if "BLOCK" in answer:
             return True, "BLOCK"
         if "ALLOW" in answer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lmgate.policy.guardrails.base import WORD_CHARS, Finding, RegexDetector, TextFacts, redact_email, redact_generic, redact_tail
+from lmgate.policy.guardrails.base import WORD_CHARS, Finding, RegexDetector, TextFacts, redact_email, redact_generic, redact_tail, switched_on
 
 CARD = re.compile(r"[2-6][0-9]{3}(?:[ -]?[0-9]){9,15}(?![0-9])")
 IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}")
@@ -142,10 +142,4 @@ def detectors(actions: dict[str, str]) -> list[RegexDetector]:
         RegexDetector("pii.phone", "", "PHONE", PHONE, min_digits=7, tail_pattern=NUMBER_TAIL, validate=phone_ok, redact=redact_tail, not_after="+"),
         RegexDetector("pii.ipv4", "", "IPV4", IPV4, needles=(".",), min_digits=4, tail_pattern=NUMBER_TAIL, validate=ipv4_ok, redact=redact_generic, not_after="."),
     ]
-    out = []
-    for d in table:
-        action = actions.get(d.check.split(".", 1)[1], "off")
-        if action != "off":
-            d.action = action
-            out.append(d)
-    return out
+    return switched_on(table, actions)

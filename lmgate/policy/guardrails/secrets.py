@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from lmgate.policy.guardrails.base import RegexDetector, redact_prefix
+from lmgate.policy.guardrails.base import RegexDetector, redact_prefix, switched_on
 
 OPENAI_KEY = re.compile(r"sk-(?:proj-|ant-(?:api\d\d-)?|live-|test-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")
 AWS_KEY = re.compile(r"A(?:KIA|SIA)[0-9A-Z]{16}(?![A-Z0-9])")
@@ -45,10 +45,4 @@ def detectors(actions: dict[str, str]) -> list[RegexDetector]:
         RegexDetector("secrets.slack_token", "", "SECRET", SLACK, ("xox",), tail_pattern=TOKEN_TAIL, redact=redact_prefix, not_after="-"),
         RegexDetector("secrets.google_api_key", "", "SECRET", GOOGLE, ("AIza",), tail_pattern=TOKEN_TAIL, redact=redact_prefix, not_after="-"),
     ]
-    out = []
-    for d in table:
-        action = actions.get(d.check.split(".", 1)[1], "off")
-        if action != "off":
-            d.action = action
-            out.append(d)
-    return out
+    return switched_on(table, actions)

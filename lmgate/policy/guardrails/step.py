@@ -7,11 +7,11 @@ apply to cached answers as to fresh ones.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, get_args
 
 from lmgate.policy.guardrails import injection, pii, secrets, words
 from lmgate.policy.guardrails.base import Detector
-from lmgate.policy.guardrails.config import GuardrailsConfig, load_guardrails_config
+from lmgate.policy.guardrails.config import GuardrailsConfig, PiiType, SecretType, load_guardrails_config
 from lmgate.policy.guardrails.judge import Judge, judge_from_gateway
 from lmgate.policy.guardrails.scanner import Scanner, record, violation
 from lmgate.policy.guardrails.schema import check_json
@@ -183,8 +183,8 @@ def _actions(default: str, overrides: dict[str, str], names: tuple[str, ...]) ->
 
 
 def pii_types() -> tuple[str, ...]:
-    return ("email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", "ipv4")
+    return get_args(PiiType)
 
 
 def secrets_types() -> tuple[str, ...]:
-    return ("openai_key", "aws_access_key", "github_token", "slack_token", "google_api_key", "private_key", "jwt", "bearer_token")
+    return get_args(SecretType)
