@@ -6,22 +6,19 @@ come in Anthropic's `{"type": "error", "error": {"type", "message"}}` shape.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 
 from lmgate.catalog.tokens import estimate_chat_tokens
 from lmgate.errors import GatewayError
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
-from lmgate.surfaces.base import Services, answer_headers, bearer, framed
+from lmgate.surfaces.base import END, Services, answer_headers, bearer, framed, until_end
 from lmgate.wire import anthropic as codec
 from lmgate.wire import anthropic_stream as sse
 
 NAME = "anthropic"
 PATH_HINTS = ("/v1/messages",)
-
-END = object()  # marks a stream that ended well, so the renderer can close the message
-
 
 def key_of(request: Request) -> str | None:
     return request.headers.get("x-api-key") or bearer(request.headers)
@@ -34,18 +31,6 @@ def render_error(exc: GatewayError, request_id: str) -> Response:
 
 def stream_error(exc: GatewayError) -> bytes:
     return sse.error_event(codec.error_body(exc))
-
-
-async def until_end(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The events, then END once they ran out without an error."""
-    try:
-        async for ev in events:
-            yield ev
-        yield END
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def routes(s: Services) -> list[Route]:

@@ -14,7 +14,8 @@ import orjson
 from lmgate.errors import GatewayError, NotFound
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
 from lmgate.surfaces import openai as openai_surface
-from lmgate.surfaces.base import Services, answer_headers, bearer, framed
+from lmgate.surfaces.base import Services, answer_headers, bearer
+from lmgate.types import RequestContext
 from lmgate.wire import openai as codec
 
 NAME = "azure"
@@ -39,52 +40,39 @@ def _deployment(request: Request) -> str:
 
 
 def routes(s: Services) -> list[Route]:
-    async def json_with_model(request: Request, deployment: str) -> tuple[dict, bool]:
+    async def open_json(request: Request, endpoint: str) -> tuple[str, RequestContext, dict, bool]:
+        """The deployment, the caller, and the body with the deployment as its model (and whether
+        the body already named it, so it may be forwarded as it came)."""
+        deployment = _deployment(request)
+        ctx = s.context(request, NAME, endpoint, key_of(request))
         body = await s.json_body(request)
         same = body.get("model") == deployment
         body["model"] = deployment
-        return body, same
+        return deployment, ctx, body, same
 
     async def chat(request: Request) -> Response | StreamingResponse:
-        deployment = _deployment(request)
-        ctx = s.context(request, NAME, "chat", key_of(request))
-        body, same = await json_with_model(request, deployment)
+        _, ctx, body, same = await open_json(request, "chat")
         req = codec.parse_chat_request(body)
         if same:
             req.raw_bytes = await s.body(request)
-        if req.stream:
-            events = await s.pipeline.chat_stream(ctx, req)
-            renderer = codec.ChunkRenderer(req.include_usage)
-            return StreamingResponse(
-                framed(events, renderer.render, b"data: [DONE]\n\n", openai_surface.stream_error), headers=answer_headers(ctx, None)
-            )
-        resp = await s.pipeline.chat(ctx, req)
-        return Response(200, orjson.dumps(codec.render_chat_response(resp)), answer_headers(ctx, resp.cost_usd))
+        return await openai_surface.answer_chat(s, ctx, req)
 
     async def embeddings(request: Request) -> Response:
-        deployment = _deployment(request)
-        ctx = s.context(request, NAME, "embeddings", key_of(request))
-        body, _ = await json_with_model(request, deployment)
+        deployment, ctx, body, _ = await open_json(request, "embeddings")
         req = codec.parse_embedding_request(body)
         resp = await s.pipeline.embed(ctx, req)
         out = codec.render_embedding_response(resp, deployment, req.encoding_format)
         return Response(200, orjson.dumps(out), answer_headers(ctx, resp.cost_usd))
 
     async def images(request: Request) -> Response:
-        deployment = _deployment(request)
-        ctx = s.context(request, NAME, "images", key_of(request))
-        body, _ = await json_with_model(request, deployment)
-        req = openai_surface.parse_image_request(body)
-        resp = await s.pipeline.images(ctx, req)
-        out = {"created": resp.created, "data": resp.images, "usage": {"estimated_cost": resp.cost_usd}}
-        return Response(200, orjson.dumps(out), answer_headers(ctx, resp.cost_usd))
+        _, ctx, body, _ = await open_json(request, "images")
+        return await openai_surface.answer_images(s, ctx, openai_surface.parse_image_request(body))
 
     async def transcriptions(request: Request) -> Response:
         deployment = _deployment(request)
         ctx = s.context(request, NAME, "audio", key_of(request))
         req = await openai_surface.parse_transcription_request(request, s, model=deployment)
-        resp = await s.pipeline.transcribe(ctx, req)
-        return Response(200, resp.body, answer_headers(ctx, resp.cost_usd), content_type=resp.content_type)
+        return await openai_surface.answer_transcription(s, ctx, req)
 
     table = [
         ("/chat/completions", chat),

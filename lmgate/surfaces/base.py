@@ -96,10 +96,21 @@ def answer_headers(ctx: RequestContext, cost: float | None) -> dict[str, str]:
     return h
 
 
+async def _aclose(events: AsyncIterator[Any]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 async def framed(
-    events: AsyncIterator[Any], render: Callable[[Any], bytes], close: bytes, error: Callable[[GatewayError], bytes]
+    events: AsyncIterator[Any],
+    render: Callable[[Any], bytes],
+    close: bytes | Callable[[], bytes],
+    error: Callable[[GatewayError], bytes],
 ) -> AsyncIterator[bytes]:
-    """A surface's stream: rendered events, then `close` on success or an error frame (never a fake close)."""
+    """A surface's stream: rendered events, then `close` on success or an error frame (never a fake close).
+
+    `close` may be a function, for framings whose ending depends on what was sent."""
     try:
         async for ev in events:
             data = render(ev)
@@ -109,8 +120,21 @@ async def framed(
         yield error(exc)
         return
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _aclose(events)
+    if callable(close):
+        close = close()
     if close:
         yield close
+
+
+END = object()  # marks a stream that ended well, so a renderer can close the message
+
+
+async def until_end(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The events, then END once they ran out without an error."""
+    try:
+        async for ev in events:
+            yield ev
+        yield END
+    finally:
+        await _aclose(events)

@@ -17,8 +17,7 @@ import orjson
 
 from lmgate.errors import BadRequest, GatewayError, NotFound
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
-from lmgate.surfaces.anthropic import END, until_end
-from lmgate.surfaces.base import Services, answer_headers, bearer, framed
+from lmgate.surfaces.base import END, Services, answer_headers, bearer, framed, until_end
 from lmgate.types import ChatRequest, ChatResponse, RawChunk, RequestContext, StreamUsage, TextDelta, Usage
 from lmgate.wire import anthropic as anthropic_codec
 from lmgate.wire import anthropic_stream
@@ -164,19 +163,26 @@ def routes(s: Services) -> list[Route]:
 
     # -- bedrock-runtime: /model/{modelId}/...
 
-    async def converse(request: Request) -> Response:
+    async def read_converse(request: Request) -> tuple[RequestContext, ChatRequest]:
         ctx = s.context(request, NAME, "chat", key_of(request))
-        raw = await s.body(request)
         req = codec.parse_request(await s.json_body(request), request.path_params["modelId"])
-        req.raw_bytes = raw
+        req.raw_bytes = await s.body(request)
+        return ctx, req
+
+    async def read_invoke(request: Request) -> tuple[RequestContext, str, str, ChatRequest]:
+        ctx = s.context(request, NAME, "chat", key_of(request))
+        model = request.path_params["modelId"]
+        family, req = _parse_invoke(await s.json_body(request), model)
+        req.raw_bytes = await s.body(request)
+        return ctx, model, family, req
+
+    async def converse(request: Request) -> Response:
+        ctx, req = await read_converse(request)
         resp = await s.pipeline.chat(ctx, req)
         return Response(200, orjson.dumps(codec.render_response(resp, _ms(ctx))), _headers(ctx, resp))
 
     async def converse_stream(request: Request) -> StreamingResponse:
-        ctx = s.context(request, NAME, "chat", key_of(request))
-        raw = await s.body(request)
-        req = codec.parse_request(await s.json_body(request), request.path_params["modelId"])
-        req.raw_bytes = raw
+        ctx, req = await read_converse(request)
         renderer = bedrock_stream.EventRenderer()
 
         def render(ev: Any) -> bytes:
@@ -186,20 +192,12 @@ def routes(s: Services) -> list[Route]:
         return await _stream(ctx, req, render)
 
     async def invoke(request: Request) -> Response:
-        ctx = s.context(request, NAME, "chat", key_of(request))
-        model = request.path_params["modelId"]
-        raw = await s.body(request)
-        family, req = _parse_invoke(await s.json_body(request), model)
-        req.raw_bytes = raw
+        ctx, model, family, req = await read_invoke(request)
         resp = await s.pipeline.chat(ctx, req)
         return Response(200, orjson.dumps(_render_invoke(family, resp, model)), _headers(ctx, resp))
 
     async def invoke_stream(request: Request) -> StreamingResponse:
-        ctx = s.context(request, NAME, "chat", key_of(request))
-        model = request.path_params["modelId"]
-        raw = await s.body(request)
-        family, req = _parse_invoke(await s.json_body(request), model)
-        req.raw_bytes = raw
+        ctx, model, family, req = await read_invoke(request)
         chunks = _Chunks(family, model, ctx)
         response = await _stream(ctx, req, chunks.render)
         response.headers["X-Amzn-Bedrock-Content-Type"] = "application/json"

@@ -9,14 +9,12 @@ Google's `{"error": {"code", "message", "status"}}` shape. Any provider can answ
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
-
 import orjson
 
 from lmgate.catalog.tokens import estimate_chat_tokens
 from lmgate.errors import GatewayError, UpstreamBadResponse
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
-from lmgate.surfaces.base import Services, answer_headers, bearer
+from lmgate.surfaces.base import Services, answer_headers, bearer, framed
 from lmgate.wire import gemini as codec
 from lmgate.wire import gemini_embed as embed_codec
 from lmgate.wire import gemini_response as answers
@@ -42,25 +40,6 @@ def _model(request: Request) -> str:
     return model[len("models/"):] if model.startswith("models/") else model
 
 
-async def _frames(events: AsyncIterator[Any], renderer: ChunkRenderer) -> AsyncIterator[bytes]:
-    """Rendered chunks, closed as the framing wants; an error ends the stream in Google's shape."""
-    try:
-        async for ev in events:
-            data = renderer.render(ev)
-            if data:
-                yield data
-    except GatewayError as exc:
-        yield renderer.error(exc.status, exc.message, exc.code)
-        return
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    closing = renderer.close()
-    if closing:
-        yield closing
-
-
 def routes(s: Services) -> list[Route]:
     async def generate(request: Request, stream: bool) -> Response | StreamingResponse:
         model = _model(request)
@@ -72,8 +51,12 @@ def routes(s: Services) -> list[Route]:
             sse = request.query.get("alt") == "sse"
             events = await s.pipeline.chat_stream(ctx, req)
             renderer = ChunkRenderer(sse, model)
+
+            def error(exc: GatewayError) -> bytes:  # an error ends the stream in Google's shape
+                return renderer.error(exc.status, exc.message, exc.code)
+
             return StreamingResponse(
-                _frames(events, renderer), headers=answer_headers(ctx, None), content_type="text/event-stream" if sse else "application/json"
+                framed(events, renderer.render, renderer.close, error), headers=answer_headers(ctx, None), content_type="text/event-stream" if sse else "application/json"
             )
         resp = await s.pipeline.chat(ctx, req)
         return Response(200, orjson.dumps(answers.render_generate_response(resp, model)), answer_headers(ctx, resp.cost_usd))

@@ -8,7 +8,7 @@ from lmgate.errors import BadRequest, GatewayError
 from lmgate.http.asgi import Request, Response, Route, StreamingResponse
 from lmgate.policy.auth import model_allowed
 from lmgate.surfaces.base import Services, answer_headers, bearer, framed
-from lmgate.types import ImageRequest, TranscriptionRequest
+from lmgate.types import ChatRequest, ImageRequest, RequestContext, TranscriptionRequest
 from lmgate.wire import fields as f
 from lmgate.wire import openai as codec
 
@@ -29,6 +29,27 @@ def stream_error(exc: GatewayError) -> bytes:
     return b"data: " + orjson.dumps(codec.error_body(exc.message, exc.type, exc.code, exc.param)) + b"\n\n"
 
 
+async def answer_chat(s: Services, ctx: RequestContext, req: ChatRequest) -> Response | StreamingResponse:
+    """A parsed chat request answered in OpenAI's shape, whole or streamed (the Azure surface's too)."""
+    if req.stream:
+        events = await s.pipeline.chat_stream(ctx, req)
+        renderer = codec.ChunkRenderer(req.include_usage)
+        return StreamingResponse(framed(events, renderer.render, b"data: [DONE]\n\n", stream_error), headers=answer_headers(ctx, None))
+    resp = await s.pipeline.chat(ctx, req)
+    return Response(200, orjson.dumps(codec.render_chat_response(resp)), answer_headers(ctx, resp.cost_usd))
+
+
+async def answer_images(s: Services, ctx: RequestContext, req: ImageRequest) -> Response:
+    resp = await s.pipeline.images(ctx, req)
+    out = {"created": resp.created, "data": resp.images, "usage": {"estimated_cost": resp.cost_usd}}
+    return Response(200, orjson.dumps(out), answer_headers(ctx, resp.cost_usd))
+
+
+async def answer_transcription(s: Services, ctx: RequestContext, req: TranscriptionRequest) -> Response:
+    resp = await s.pipeline.transcribe(ctx, req)
+    return Response(200, resp.body, answer_headers(ctx, resp.cost_usd), content_type=resp.content_type)
+
+
 def routes(s: Services) -> list[Route]:
     async def models(request: Request) -> Response:
         ctx = s.context(request, NAME, "models", key_of(request))
@@ -44,12 +65,7 @@ def routes(s: Services) -> list[Route]:
         body = await s.body(request)
         req = codec.parse_chat_request(await s.json_body(request))
         req.raw_bytes = body
-        if req.stream:
-            events = await s.pipeline.chat_stream(ctx, req)
-            renderer = codec.ChunkRenderer(req.include_usage)
-            return StreamingResponse(framed(events, renderer.render, b"data: [DONE]\n\n", stream_error), headers=answer_headers(ctx, None))
-        resp = await s.pipeline.chat(ctx, req)
-        return Response(200, orjson.dumps(codec.render_chat_response(resp)), answer_headers(ctx, resp.cost_usd))
+        return await answer_chat(s, ctx, req)
 
     async def embeddings(request: Request) -> Response:
         ctx = s.context(request, NAME, "embeddings", key_of(request))
@@ -66,16 +82,11 @@ def routes(s: Services) -> list[Route]:
 
     async def images(request: Request) -> Response:
         ctx = s.context(request, NAME, "images", key_of(request))
-        req = parse_image_request(await s.json_body(request))
-        resp = await s.pipeline.images(ctx, req)
-        out = {"created": resp.created, "data": resp.images, "usage": {"estimated_cost": resp.cost_usd}}
-        return Response(200, orjson.dumps(out), answer_headers(ctx, resp.cost_usd))
+        return await answer_images(s, ctx, parse_image_request(await s.json_body(request)))
 
     async def transcriptions(request: Request) -> Response:
         ctx = s.context(request, NAME, "audio", key_of(request))
-        req = await parse_transcription_request(request, s)
-        resp = await s.pipeline.transcribe(ctx, req)
-        return Response(200, resp.body, answer_headers(ctx, resp.cost_usd), content_type=resp.content_type)
+        return await answer_transcription(s, ctx, await parse_transcription_request(request, s))
 
     table = [
         ("GET", "/models", models),

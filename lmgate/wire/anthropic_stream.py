@@ -13,20 +13,10 @@ from typing import Any
 import orjson
 
 from lmgate.errors import GatewayError, UpstreamError, UpstreamOverloaded, UpstreamRateLimited
-from lmgate.types import (
-    RawChunk,
-    StreamEvent,
-    StreamFinish,
-    StreamStart,
-    StreamUsage,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
+from lmgate.types import StreamEvent, StreamFinish, StreamStart, StreamUsage, TextDelta, ToolCallDelta, Usage
 from lmgate.wire.anthropic import finish_reason, new_id, parse_usage, render_usage, stop_reason
+from lmgate.wire.blocks import BlockRenderer, Event
 from lmgate.wire.sse import encode_sse
-
-Event = tuple[str, dict[str, Any]]
 
 
 class StreamDecoder:
@@ -111,7 +101,7 @@ def stream_error(ev: dict[str, Any], provider: str, redact: Any) -> GatewayError
     return UpstreamError(f"provider {provider} failed mid-stream: {msg}" if msg else f"provider {provider} failed mid-stream")
 
 
-class EventRenderer:
+class EventRenderer(BlockRenderer):
     """Canonical stream events as Anthropic's event sequence (event name, data dict).
 
     Blocks open and close as the content changes kind; `finish()` closes the message with the
@@ -119,23 +109,21 @@ class EventRenderer:
     take from message_delta).
     """
 
-    __slots__ = ("id", "model", "started", "_open", "_next", "_tools", "_finish", "_usage", "_start_usage")
+    __slots__ = ("id", "model", "_start_usage")
 
     def __init__(self, model: str | None = None, msg_id: str | None = None) -> None:
+        super().__init__()
         self.id = msg_id or ""
         self.model = model or ""
-        self.started = False
-        self._open: tuple[str, int] | None = None  # (kind, block index) of the open block
-        self._next = 0
-        self._tools: dict[int, int] = {}  # tool call index -> block index
-        self._finish: str | None = None
-        self._usage: Usage | None = None
         self._start_usage: Usage | None = None  # what message_start tells (the upstream's, if it said)
 
-    def _start(self) -> list[Event]:
-        if self.started:
-            return []
-        self.started = True
+    def _on_start(self, ev: StreamStart) -> None:
+        if not self.id:
+            self.id = ev.id
+        self.model = self.model or ev.model
+        self._start_usage = ev.usage
+
+    def _message_start(self) -> list[Event]:
         if not self.id.startswith("msg"):
             self.id = new_id("msg_")
         message = {
@@ -150,66 +138,25 @@ class EventRenderer:
         }
         return [("message_start", {"type": "message_start", "message": message}), ("ping", {"type": "ping"})]
 
-    def _close_open(self) -> list[Event]:
-        if self._open is None:
-            return []
-        _, index = self._open
-        self._open = None
-        return [("content_block_stop", {"type": "content_block_stop", "index": index})]
+    def _text_start(self, index: int) -> list[Event]:
+        return [("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})]
 
-    def _open_block(self, kind: str, block: dict[str, Any]) -> tuple[list[Event], int]:
-        out = self._close_open()
-        index = self._next
-        self._next += 1
-        self._open = (kind, index)
-        out.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}))
-        return out, index
+    def _text_delta(self, index: int, text: str) -> Event:
+        return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}})
 
-    def events(self, ev: StreamEvent) -> list[Event]:
-        if isinstance(ev, RawChunk):
-            from lmgate.wire.registry import decode_raw
+    def _tool_start(self, index: int, ev: ToolCallDelta) -> Event:
+        block = {"type": "tool_use", "id": ev.id or new_id("toolu_"), "name": ev.name or "", "input": {}}
+        return ("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
 
-            return [e for inner in decode_raw(ev) for e in self.events(inner)]
-        if isinstance(ev, StreamStart):
-            if not self.id:
-                self.id = ev.id
-            self.model = self.model or ev.model
-            self._start_usage = ev.usage
-            return self._start()
-        if isinstance(ev, TextDelta):
-            if ev.index != 0 or not ev.text:
-                return []
-            out = self._start()
-            if self._open is None or self._open[0] != "text":
-                opened, _ = self._open_block("text", {"type": "text", "text": ""})
-                out += opened
-            out.append(("content_block_delta", {"type": "content_block_delta", "index": self._open[1], "delta": {"type": "text_delta", "text": ev.text}}))  # type: ignore[index]
-            return out
-        if isinstance(ev, ToolCallDelta):
-            if ev.index != 0:
-                return []
-            out = self._start()
-            index = self._tools.get(ev.call_index)
-            if index is None:
-                block = {"type": "tool_use", "id": ev.id or new_id("toolu_"), "name": ev.name or "", "input": {}}
-                opened, index = self._open_block("tool", block)
-                self._tools[ev.call_index] = index
-                out += opened
-            if ev.arguments:
-                out.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": ev.arguments}}))
-            return out
-        if isinstance(ev, StreamFinish):
-            if ev.index == 0:
-                self._finish = ev.finish_reason
-            return self._start()
-        if isinstance(ev, StreamUsage):
-            self._usage = ev.usage
-            return []
-        return []
+    def _tool_delta(self, index: int, arguments: str) -> Event:
+        return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": arguments}})
+
+    def _block_stop(self, index: int) -> Event:
+        return ("content_block_stop", {"type": "content_block_stop", "index": index})
 
     def finish(self, extra: dict[str, Any] | None = None) -> list[Event]:
         """Close the open block and the message; `extra` joins message_stop (Bedrock's metrics)."""
-        out = self._start() + self._close_open()
+        out = self._close()
         usage = render_usage(self._usage or Usage())
         delta = {"stop_reason": stop_reason(self._finish, bool(self._tools)), "stop_sequence": None}
         out.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
@@ -218,10 +165,6 @@ class EventRenderer:
             stop.update(extra)
         out.append(("message_stop", stop))
         return out
-
-    @property
-    def usage(self) -> Usage:
-        return self._usage or Usage()
 
 
 def sse(events: list[Event]) -> bytes:

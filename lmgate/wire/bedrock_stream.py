@@ -10,10 +10,9 @@ import time
 from typing import Any
 
 from lmgate.errors import GatewayError, UpstreamError, UpstreamOverloaded, UpstreamRateLimited, UpstreamTimeout, client_error_from_upstream
-from lmgate.types import RawChunk, StreamEvent, StreamFinish, StreamStart, StreamUsage, TextDelta, ToolCallDelta, Usage
+from lmgate.types import StreamEvent, StreamFinish, StreamStart, StreamUsage, TextDelta, ToolCallDelta, Usage
 from lmgate.wire.bedrock import finish_reason, parse_usage, render_usage, stop_reason
-
-Event = tuple[str, dict[str, Any]]
+from lmgate.wire.blocks import BlockRenderer, Event
 
 
 class StreamDecoder:
@@ -73,74 +72,29 @@ def exception_error(exception_type: str, message: str, provider: str) -> Gateway
     return UpstreamError(f"provider {provider} failed mid-stream ({exception_type})")
 
 
-class EventRenderer:
+class EventRenderer(BlockRenderer):
     """Canonical events as ConverseStream events; `finish()` adds messageStop and metadata."""
 
-    __slots__ = ("started", "_open", "_next", "_tools", "_finish", "_usage")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.started = False
-        self._open: tuple[str, int] | None = None
-        self._next = 0
-        self._tools: dict[int, int] = {}
-        self._finish: str | None = None
-        self._usage: Usage | None = None
-
-    def _start(self) -> list[Event]:
-        if self.started:
-            return []
-        self.started = True
+    def _message_start(self) -> list[Event]:
         return [("messageStart", {"role": "assistant"})]
 
-    def _close_open(self) -> list[Event]:
-        if self._open is None:
-            return []
-        index = self._open[1]
-        self._open = None
-        return [("contentBlockStop", {"contentBlockIndex": index})]
+    def _text_delta(self, index: int, text: str) -> Event:
+        return ("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": text}})
 
-    def events(self, ev: StreamEvent) -> list[Event]:
-        if isinstance(ev, RawChunk):
-            from lmgate.wire.registry import decode_raw
+    def _tool_start(self, index: int, ev: ToolCallDelta) -> Event:
+        tool_id = ev.id or f"tooluse_{index}"
+        return ("contentBlockStart", {"contentBlockIndex": index, "start": {"toolUse": {"toolUseId": tool_id, "name": ev.name or ""}}})
 
-            return [e for inner in decode_raw(ev) for e in self.events(inner)]
-        if isinstance(ev, StreamStart):
-            return self._start()
-        if isinstance(ev, TextDelta):
-            if ev.index != 0 or not ev.text:
-                return []
-            out = self._start()
-            if self._open is None or self._open[0] != "text":
-                out += self._close_open()
-                self._open = ("text", self._next)
-                self._next += 1
-            out.append(("contentBlockDelta", {"contentBlockIndex": self._open[1], "delta": {"text": ev.text}}))
-            return out
-        if isinstance(ev, ToolCallDelta):
-            if ev.index != 0:
-                return []
-            out = self._start()
-            index = self._tools.get(ev.call_index)
-            if index is None:
-                out += self._close_open()
-                index = self._tools[ev.call_index] = self._next
-                self._next += 1
-                self._open = ("tool", index)
-                tool_id = ev.id or f"tooluse_{index}"
-                out.append(("contentBlockStart", {"contentBlockIndex": index, "start": {"toolUse": {"toolUseId": tool_id, "name": ev.name or ""}}}))
-            if ev.arguments:
-                out.append(("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": ev.arguments}}}))
-            return out
-        if isinstance(ev, StreamFinish):
-            if ev.index == 0:
-                self._finish = ev.finish_reason
-            return self._start()
-        if isinstance(ev, StreamUsage):
-            self._usage = ev.usage
-        return []
+    def _tool_delta(self, index: int, arguments: str) -> Event:
+        return ("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": arguments}}})
+
+    def _block_stop(self, index: int) -> Event:
+        return ("contentBlockStop", {"contentBlockIndex": index})
 
     def finish(self, latency_ms: int) -> list[Event]:
-        out = self._start() + self._close_open()
+        out = self._close()
         out.append(("messageStop", {"stopReason": stop_reason(self._finish, bool(self._tools))}))
         out.append(("metadata", {"usage": render_usage(self._usage or Usage()), "metrics": {"latencyMs": latency_ms}}))
         return out

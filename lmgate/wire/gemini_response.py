@@ -132,7 +132,7 @@ def render_candidate(msg: Message, finish: Any, index: int) -> dict[str, Any]:
         parts.append({"functionCall": {"id": tc.id, "name": tc.name, "args": tool_args(tc)}})
     cand: dict[str, Any] = {"content": {"role": "model", "parts": parts or [{"text": ""}]}, "index": index}
     if finish:
-        cand["finishReason"] = _FINISH_OUT.get(finish, "STOP")
+        cand["finishReason"] = finish_out(finish)
     return cand
 
 

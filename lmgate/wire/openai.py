@@ -6,6 +6,8 @@ Pure functions over parsed JSON; no I/O.
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
 from typing import Any
 
@@ -36,7 +38,8 @@ from lmgate.types import (
     Usage,
 )
 from lmgate.wire import fields as f
-from lmgate.wire.media import b64encode, data_uri, media_from_url
+from lmgate.wire.media import b64decode, b64encode, data_uri, media_from_url
+from lmgate.wire.registry import decode_raw
 
 FORMAT = "openai"
 _ROLES = {"system", "user", "assistant", "tool", "developer", "function"}
@@ -215,13 +218,9 @@ def _parse_content(content: Any, where: str, quirks: list[str]) -> list[Part]:
             if file_data.startswith("data:"):
                 parts.append(media_from_url(file_data, "document", name=name))
             else:  # bare base64, as OpenAI's own examples send it
-                from lmgate.wire.media import b64decode
-
                 parts.append(MediaPart(kind="document", media_type="application/pdf", data=b64decode(file_data, "file"), name=name))
         elif kind == "input_audio":
             au = f.require(p, "input_audio", dict, pw)
-            from lmgate.wire.media import b64decode
-
             fmt = f.require(au, "format", str, pw + "input_audio.")
             parts.append(MediaPart(kind="audio", media_type=f"audio/{fmt}", data=b64decode(f.require(au, "data", str), "audio")))
         else:
@@ -538,8 +537,6 @@ class ChunkRenderer:
             if ev.format == FORMAT:  # whole SSE frames, as the upstream sent them
                 self._started = True
                 return ev.data
-            from lmgate.wire.registry import decode_raw
-
             return b"".join(self.render(inner) for inner in decode_raw(ev))
         if isinstance(ev, StreamStart):
             self.id = ev.id if ev.id.startswith("chatcmpl") else f"chatcmpl-{ev.id}"
@@ -614,9 +611,6 @@ def render_embedding_request(req: EmbeddingRequest, model: str) -> dict[str, Any
 
 
 def parse_embedding_response(body: dict[str, Any]) -> EmbeddingResponse:
-    import base64
-    import struct
-
     data = sorted(body.get("data") or [], key=lambda d: d.get("index", 0))
     vectors: list[list[float]] = []
     for d in data:
@@ -631,9 +625,6 @@ def parse_embedding_response(body: dict[str, Any]) -> EmbeddingResponse:
 
 
 def render_embedding_response(resp: EmbeddingResponse, model: str, encoding_format: str | None = None) -> dict[str, Any]:
-    import base64
-    import struct
-
     def enc(v: list[float]) -> Any:
         if encoding_format == "base64":
             return base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
